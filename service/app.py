@@ -1,0 +1,70 @@
+"""The app factory: `create_app(settings)` builds the whole broker.
+
+Everything with a lifetime is a `cleanup_ctx`, in dependency order (only the steps that
+started are torn down): outgoing HTTP session → JWKS cache and validators → store →
+keyring and issuer → downstream clients.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from .http.middlewares import MIDDLEWARES
+from .http.routes import setup_routes
+from .logs import get_logger
+from .metrics import Metrics
+from .settings import Settings
+from .typedefs import CLOCK, HTTP, METRICS, OVERRIDES, READY_CHECKS, RELOAD_HOOKS, SETTINGS, Clock
+
+log = get_logger("tokenbroker.app")
+
+# Bearer tokens up to 16 KB must reach the app (and be refused there with a JSON 401), so
+# the HTTP parser's header limits sit well above aiohttp's 8 KB default.
+HANDLER_ARGS = {"max_line_size": 65536, "max_field_size": 65536}
+CLIENT_MAX_SIZE = 256 * 1024
+
+
+def outgoing_ssl_context(ca_bundle: str) -> ssl.SSLContext:
+    """System CAs plus the configured extra bundle."""
+    ctx = ssl.create_default_context()
+    if ca_bundle:
+        ctx.load_verify_locations(cafile=ca_bundle)
+    return ctx
+
+
+async def _http_session(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    connector = aiohttp.TCPConnector(ssl=outgoing_ssl_context(settings.tls.ca_bundle), limit=200,
+                                     ttl_dns_cache=300)
+    # Callers set per-call deadlines; this is the outer bound (aiohttp's default is 5 min).
+    timeout = aiohttp.ClientTimeout(total=30, connect=5, sock_read=20)
+    session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=True)
+    app[HTTP] = session
+    yield
+    await session.close()
+
+
+def create_app(settings: Settings, *, overrides: Mapping[str, Any] | None = None,
+               clock: Clock = time.time) -> web.Application:
+    app = web.Application(middlewares=MIDDLEWARES, handler_args=HANDLER_ARGS,
+                          client_max_size=CLIENT_MAX_SIZE)
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[METRICS] = Metrics()
+    app[READY_CHECKS] = {}
+    app[RELOAD_HOOKS] = []
+    app[OVERRIDES] = dict(overrides or {})
+
+    async def config_ok() -> bool:
+        return True
+
+    app[READY_CHECKS]["config"] = config_ok
+    app.cleanup_ctx.append(_http_session)
+    setup_routes(app)
+    return app

@@ -1,0 +1,119 @@
+"""Middlewares, outermost first: request context → CORS → error mapping.
+
+1. request context: `X-Request-Id` taken (if sane) or generated, echoed; contextvars bound;
+   one canonical `http.request` log line and the request metrics.
+2. CORS for `cors.allowed_origins` (exact origins; preflights answered here).
+3. error mapping: BrokerError → its RFC JSON; aiohttp's HTTP exceptions (404, 405, 413) →
+   JSON; anything else → a logged traceback and a generic 500 `server_error`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from aiohttp import web
+
+from ..errors import BrokerError, MethodNotAllowed, NotFound, OAuthError, PayloadTooLarge, ServerError
+from ..logs import get_logger, reset_request_id, set_request_id
+from ..typedefs import METRICS, SETTINGS
+
+log = get_logger("tokenbroker.http")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+ALLOWED_HEADERS = "Authorization, teams-user-aad-token, Content-Type, X-Request-Id"
+EXPOSED_HEADERS = "WWW-Authenticate, Retry-After, X-Request-Id"
+
+
+def _route_name(request: web.Request) -> str:
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def request_context(request: web.Request, handler):
+    incoming = request.headers.get("X-Request-Id", "")
+    request_id = incoming if _REQUEST_ID.match(incoming) else str(uuid.uuid4())
+    token = set_request_id(request_id)
+    structlog.contextvars.clear_contextvars()
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = request_id
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        route = _route_name(request)
+        metrics = request.app[METRICS]
+        metrics.requests_total.labels(route, request.method, str(status)).inc()
+        metrics.request_seconds.labels(route, request.method).observe(elapsed)
+        log.info("http.request", method=request.method, route=route, status=status,
+                 duration_ms=round(elapsed * 1000, 2))
+        structlog.contextvars.clear_contextvars()
+        reset_request_id(token)
+
+
+@web.middleware
+async def cors(request: web.Request, handler):
+    origin = request.headers.get("Origin")
+    allowed = request.app[SETTINGS].cors.allowed_origins
+    ok = origin is not None and origin in allowed
+    if request.method == "OPTIONS" and origin and "Access-Control-Request-Method" in request.headers:
+        if not ok:
+            refused = OAuthError("The origin is not allowed.", reason="cors_origin")
+            refused.status, refused.error = 403, "access_denied"
+            return error_response(refused)
+        return web.Response(status=204, headers={
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
+            "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+            "Access-Control-Max-Age": "600",
+            "Vary": "Origin",
+        })
+    response = await handler(request)
+    if ok:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+        response.headers["Vary"] = "Origin"
+    return response
+
+
+def error_response(exc: BrokerError) -> web.Response:
+    status, body, headers = exc.render()
+    headers.setdefault("Cache-Control", "no-store")
+    return web.Response(status=status, body=body, headers=headers)
+
+
+_HTTP_MAP = {404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
+
+
+@web.middleware
+async def error_mapping(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except BrokerError as exc:
+        log.info("http.refused", error=exc.error, reason=exc.reason, detail=exc.detail or None,
+                 status=exc.status)
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        cls = _HTTP_MAP.get(exc.status)
+        mapped = cls() if cls else OAuthError(exc.reason)
+        if cls is None:
+            mapped.status = exc.status
+        response = error_response(mapped)
+        if exc.status == 405 and "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except Exception:  # the catch-all: detail only in the log
+        log.exception("http.unexpected_error")
+        return error_response(ServerError())
+
+
+MIDDLEWARES = [request_context, cors, error_mapping]

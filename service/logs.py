@@ -1,0 +1,75 @@
+"""Structured JSON logging (structlog), request-scoped context, and audit events.
+
+Never log a token, secret or key: log `jti`, `kid`, `tid`, `oid`, app id or `short_hash`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+
+import structlog
+
+_request_id: ContextVar[str] = ContextVar("request_id", default="")
+
+
+def current_request_id() -> str:
+    return _request_id.get()
+
+
+def set_request_id(value: str):
+    return _request_id.set(value)
+
+
+def reset_request_id(token) -> None:
+    _request_id.reset(token)
+
+
+def _add_request_id(_logger, _name, event_dict):
+    rid = _request_id.get()
+    if rid and "request_id" not in event_dict:
+        event_dict["request_id"] = rid
+    return event_dict
+
+
+def configure_logging(*, json: bool = True, level: str = "INFO", stream=None) -> None:
+    """JSON lines on stdout (console renderer on a TTY when json=False); stdlib records too."""
+    stream = stream or sys.stdout
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        _add_request_id,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def get_logger(name: str):
+    return structlog.get_logger(name)
+
+
+_audit = structlog.get_logger("tokenbroker.audit")
+
+
+def audit(event: str, **fields) -> None:
+    """One audit event: dotted name, decision, reason code, ids and hashes — never a token."""
+    _audit.info(event, audit=True, **fields)

@@ -1,0 +1,33 @@
+"""Prometheus metrics, one registry per app so tests and replicas never share counters."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = r = registry or CollectorRegistry()
+        self.requests_total = Counter("tokenbroker_requests_total", "HTTP requests",
+                                      ["route", "method", "status"], registry=r)
+        self.request_seconds = Histogram("tokenbroker_request_seconds", "HTTP request latency",
+                                         ["route", "method"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.token_validation_failures_total = Counter(
+            "tokenbroker_token_validation_failures_total", "Refused inbound tokens by reason",
+            ["reason"], registry=r)
+        self.jwks_fetches_total = Counter("tokenbroker_jwks_fetches_total", "JWKS/discovery fetches",
+                                          ["outcome"], registry=r)
+        self.downstream_requests_total = Counter(
+            "tokenbroker_downstream_requests_total", "Calls to Entra/ACS",
+            ["service", "operation", "outcome"], registry=r)
+        self.downstream_seconds = Histogram("tokenbroker_downstream_seconds", "Latency of calls to Entra/ACS",
+                                            ["service", "operation"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.cache_events_total = Counter("tokenbroker_cache_events_total", "Cache hits, misses, coalesced",
+                                          ["cache", "event"], registry=r)
+        self.token_exchange_total = Counter("tokenbroker_token_exchange_total", "Token endpoint decisions",
+                                            ["grant", "decision", "reason"], registry=r)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,100 @@
+"""Running the app: bind, announce `server.started`, drain on SIGTERM, reload on SIGHUP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from .logs import configure_logging, get_logger
+from .settings import Settings
+
+log = get_logger("tokenbroker.server")
+
+
+def _bound_port(site: web.TCPSite, fallback: int) -> int:
+    server = getattr(site, "_server", None)
+    sockets = getattr(server, "sockets", None) or []
+    return sockets[0].getsockname()[1] if sockets else fallback
+
+
+async def run_app(settings: Settings, *, reuse_port: bool = False) -> int:
+    from .app import create_app
+    from .typedefs import RELOAD_HOOKS
+
+    app = create_app(settings)
+    grace = float(settings.server.shutdown_grace)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace)
+    try:
+        await runner.setup()
+    except Exception as exc:  # a component could not start (store, keys, ...): say which, exit 1
+        log.error("server.startup_failed", error=type(exc).__name__, detail=str(exc)[:300])
+        await runner.cleanup()
+        return 1
+    host, port = settings.server.host, settings.server.port
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
+    try:
+        await site.start()
+    except OSError as exc:
+        log.error("server.bind_failed", host=host, port=port, error=str(exc))
+        await runner.cleanup()
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    reload_hooks = app[RELOAD_HOOKS]
+
+    def on_hup() -> None:
+        for hook in reload_hooks:
+            hook()
+        log.info("server.reloaded", hooks=len(reload_hooks))
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    log.info("server.started", host=host, port=_bound_port(site, port), pid=os.getpid(),
+             public_url=settings.server.public_url)
+    await stop.wait()
+    log.info("server.stopping", grace_seconds=grace)
+    await runner.cleanup()  # stops accepting, lets in-flight requests finish within the grace
+    log.info("server.stopped")
+    return 0
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _run_workers(settings: Settings, workers: int, config: Path | None) -> int:
+    """N processes on one port (SO_REUSEPORT); SIGTERM is passed on to every worker."""
+    port = settings.server.port or _free_port(settings.server.host)
+    argv = [sys.executable, "-m", "service", "serve", "--reuse-port", "--workers", "1",
+            "--host", settings.server.host, "--port", str(port)]
+    if config:
+        argv += ["--config", str(config)]
+    children = [subprocess.Popen(argv) for _ in range(workers)]
+
+    def forward(signum, _frame) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    codes = [child.wait() for child in children]
+    return max(codes) if codes else 0
+
+
+def serve(settings: Settings, *, workers: int = 1, reuse_port: bool = False,
+          config: Path | None = None) -> int:
+    configure_logging(json=True)
+    if workers > 1:
+        return _run_workers(settings, workers, config)
+    return asyncio.run(run_app(settings, reuse_port=reuse_port))
