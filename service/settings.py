@@ -95,9 +95,16 @@ def load_settings(toml_text: str, environ: Mapping[str, str], *, base_dir: Path,
         cors=build_cors(raw.get("cors"), checks),
         config_path=config_path,
     )
+    if settings.obo and not _has_obo_credential(entra):
+        checks.add("obo", "[obo.*] needs [entra] with client_secret, client_certificate or federated_token_file")
     if checks.problems:
         raise ConfigurationError(checks.problems)
     return settings
+
+
+def _has_obo_credential(entra: EntraSettings | None) -> bool:
+    return entra is not None and bool(entra.client_secret or entra.client_certificate
+                                      or entra.federated_token_file)
 
 
 def load_settings_file(path: str | Path, environ: Mapping[str, str],
