@@ -1,0 +1,11 @@
+"""The ACS emulator's `web.AppKey`s, in one place. TEST ONLY."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .entra_check import EntraKeys
+from .state import AcsState
+
+STATE = web.AppKey("acs_state", AcsState)
+ENTRA_KEYS = web.AppKey("acs_entra_keys", EntraKeys)
