@@ -1,0 +1,279 @@
+"""Validation of incoming Microsoft Entra ID access tokens (CONTRACT §2 [entra]).
+
+One visible policy, checked in this order:
+
+1. shape: compact JWS ≤ 16 KB, canonical base64url, JSON objects without duplicate keys;
+   `alg` exactly RS256; no `crit`; no `nonce` header (Graph tokens); `jku`/`x5u`/`jwk`/`x5c`
+   ignored; `kid`, `ver` ("1.0"/"2.0"), `tid`, `iss` strings.
+2. issuer: the v2 (or v1, for `ver` "1.0") discovery document of the home tenant gives an
+   issuer template; the token's `tid` substituted into it must equal `iss` exactly.
+3. signature: the key `kid` from that document's `jwks_uri` (RSA; a key's own `issuer`, where
+   present, must agree with the token's tenant), verified with RS256.
+4. lifetime: integer `exp` (required), `nbf`, `iat`, with `clock_skew`.
+5. claim types: `oid` and `azp` (v2) / `appid` (v1) non-empty strings, `scp` a string,
+   `roles` an array of strings.
+   Steps 1-5 are cached per token (sha256) until min(exp, cache_ttl).
+6. per call: `aud` in the accepted audiences; not an id token (`nonce` claim, or neither
+   `scp` nor `roles`); tenant in `allowed_tenants` (403); app-only (`roles`, no `scp`) only
+   when allowed (403); `azp`/`appid` in the allowed apps when set (403); every required scope
+   in `scp` (403 insufficient_scope).
+
+Raises TokenInvalid / TokenPolicyRefused / TokenScopeMissing (callers translate), and
+DownstreamError(503) when Entra's keys were never reachable. Framework-free.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from service.digest import sha256_hex
+from service.errors import (
+    DownstreamError,
+    TokenInvalid,
+    TokenPolicyRefused,
+    TokenScopeMissing,
+    TokenValidationError,
+)
+from service.settings import EntraSettings
+from service.validation import jwt_checks
+from service.validation.jwks import JwksCache
+from service.validation.jwt_checks import (
+    Jws,
+    check_header,
+    check_times,
+    parse_compact,
+    str_claim,
+    str_list_claim,
+)
+
+V1, V2 = "1.0", "2.0"
+PLACEHOLDER = "{tenantid}"
+ALGORITHMS = ("RS256",)
+_TENANT = re.compile(r"[0-9A-Za-z][0-9A-Za-z.-]{0,63}")
+_SAFE = re.compile(r"[^0-9A-Za-z._:/@{}-]")
+
+
+@dataclass(frozen=True)
+class EntraPrincipal:
+    claims: Mapping[str, Any]
+    oid: str
+    tid: str
+    app_id: str                 # azp (v2) or appid (v1)
+    scopes: frozenset[str]
+    roles: tuple[str, ...]
+    version: str                # "1.0" | "2.0"
+    sub: str
+    exp: int
+    token_hash: str             # sha256 hex of the token
+
+    @property
+    def is_app_only(self) -> bool:
+        return "scp" not in self.claims
+
+
+@dataclass(frozen=True)
+class _Verified:
+    """What steps 1-5 proved about a token; safe to reuse until `until`."""
+    claims: Mapping[str, Any]
+    version: str
+    tid: str
+    app_id: str
+    exp: int
+    until: float
+
+
+def issuer_template(issuer: str, home_tenant: str) -> str:
+    """The discovery `issuer` with the tenant replaced by `{tenantid}`."""
+    if PLACEHOLDER in issuer:
+        return issuer
+    if home_tenant and home_tenant.lower() in issuer.lower():
+        return re.sub(re.escape(home_tenant), PLACEHOLDER, issuer, flags=re.IGNORECASE)
+    raise DownstreamError("The identity provider's metadata is unusable.", status=502, service="entra",
+                          detail=f"discovery issuer {issuer[:100]!r} does not name the home tenant",
+                          reason="discovery")
+
+
+def _safe(value: Any) -> str | None:
+    return _SAFE.sub("?", value)[:64] if isinstance(value, str) and value else None
+
+
+def log_context(jws: Jws | None) -> dict[str, str]:
+    """kid/tid/app id/oid of an (unverified) token, sanitised for logs. Never the token."""
+    if jws is None:
+        return {}
+    p = jws.payload
+    found = {"kid": _safe(jws.header.get("kid")), "tid": _safe(p.get("tid")),
+             "app_id": _safe(p.get("azp", p.get("appid"))), "oid": _safe(p.get("oid"))}
+    return {k: v for k, v in found.items() if v}
+
+
+class EntraValidator:
+    def __init__(self, entra: EntraSettings, jwks: JwksCache, *, metrics: Any = None,
+                 cache_ttl: float = 600, cache_size: int = 10_000) -> None:
+        self.entra = entra
+        self._jwks = jwks
+        self._metrics = metrics
+        self._allowed_tenants = frozenset(t.lower() for t in entra.allowed_tenants)
+        base = f"{entra.authority.rstrip('/')}/{entra.tenant_id}"
+        self.discovery_urls = {V2: f"{base}/v2.0/.well-known/openid-configuration",
+                               V1: f"{base}/.well-known/openid-configuration"}
+        self._cache: OrderedDict[str, _Verified] = OrderedDict()
+        self._cache_ttl = cache_ttl
+        self._cache_size = cache_size
+
+    # --- public -------------------------------------------------------------------------------
+
+    async def validate(self, token: str, *, now: float) -> EntraPrincipal:
+        """The broker's bearer rules (CONTRACT §2 [entra])."""
+        e = self.entra
+        return await self.validate_for(token, now=now, audiences=e.audiences,
+                                       required_scopes=e.required_scopes,
+                                       allowed_apps=e.allowed_client_apps or None,
+                                       allow_app_only=e.allow_app_only)
+
+    async def validate_for(self, token: str, *, now: float, audiences: Collection[str],
+                           required_scopes: Collection[str], allowed_apps: Collection[str] | None,
+                           allow_app_only: bool = False,
+                           verify_signature: bool = True) -> EntraPrincipal:
+        """Generic variant (e.g. Teams tokens for ACS). Empty/None `allowed_apps` = any app."""
+        digest = sha256_hex(token) if isinstance(token, str) else ""
+        verified = self._cache_get(digest, now) if verify_signature else None
+        jws = None
+        try:
+            if verified is None:
+                jws = parse_compact(token)
+                verified = await self._verify(jws, now=now, verify_signature=verify_signature)
+                if verify_signature:
+                    self._cache_put(digest, verified)
+            return self._policy(verified, digest, audiences=audiences, required_scopes=required_scopes,
+                                allowed_apps=allowed_apps, allow_app_only=allow_app_only)
+        except TokenValidationError as exc:
+            exc.context = log_context(jws) if verified is None else {
+                "tid": verified.tid, "app_id": verified.app_id,
+                "oid": str(verified.claims.get("oid", ""))}
+            raise
+
+    async def warm_up(self) -> bool:
+        """Fetch the v2 discovery document and its JWKS; True when keys are usable."""
+        doc = await self._jwks.get_document(self.discovery_urls[V2])
+        await self._jwks.get_keys(self._doc_fields(doc)[1])
+        return self._jwks.ready()
+
+    # --- steps 1-5 ----------------------------------------------------------------------------
+
+    async def _verify(self, jws: Jws, *, now: float, verify_signature: bool) -> _Verified:
+        alg = check_header(jws.header, ALGORITHMS)
+        if "nonce" in jws.header:
+            raise TokenInvalid("token_type", "nonce header (a Graph token)")
+        claims = jws.payload
+        version = str_claim(claims, "ver", required=True)
+        if version not in (V1, V2):
+            raise TokenInvalid("version", f"ver {version[:10]!r}")
+        tid = str_claim(claims, "tid", required=True)
+        if not _TENANT.fullmatch(tid):
+            raise TokenInvalid("claims", "tid is not a tenant id")
+        iss = str_claim(claims, "iss", required=True)
+        template, jwks_uri = await self._discovery(version)
+        if iss != template.replace(PLACEHOLDER, tid):
+            raise TokenInvalid("issuer", "iss does not match the tenant's issuer")
+        if verify_signature:
+            kid = jws.header.get("kid")
+            if not kid:
+                raise TokenInvalid("unknown_kid", "no kid")
+            key = await self._jwks.get_key(jwks_uri, kid)
+            if key.alg not in (None, alg):
+                raise TokenInvalid("alg", "key is not for RS256")
+            if key.issuer is not None and not await self._key_issuer_agrees(key.issuer, tid, iss):
+                raise TokenInvalid("issuer", "the key's issuer is not the token's tenant")
+            if not jwt_checks.verify_signature(alg, key.key, jws.signing_input, jws.signature):
+                raise TokenInvalid("signature", "bad signature")
+        exp = check_times(claims, now=now, skew=self.entra.clock_skew)
+        str_claim(claims, "oid", required=True)
+        str_claim(claims, "sub")
+        str_claim(claims, "scp")
+        str_list_claim(claims, "roles")
+        app_id = str_claim(claims, "azp" if version == V2 else "appid", required=True)
+        return _Verified(MappingProxyType(dict(claims)), version, tid, app_id, int(exp or 0),
+                         until=min(float(exp), now + self._cache_ttl))
+
+    async def _discovery(self, version: str) -> tuple[str, str]:
+        doc = await self._jwks.get_document(self.discovery_urls[version])
+        return self._doc_fields(doc)
+
+    def _doc_fields(self, doc: Mapping[str, Any]) -> tuple[str, str]:
+        issuer, jwks_uri = doc.get("issuer"), doc.get("jwks_uri")
+        if not isinstance(issuer, str) or not isinstance(jwks_uri, str) or not jwks_uri:
+            raise DownstreamError("The identity provider's metadata is unusable.", status=502,
+                                  service="entra", detail="discovery lacks issuer/jwks_uri",
+                                  reason="discovery")
+        return issuer_template(issuer, self.entra.tenant_id), jwks_uri
+
+    async def _key_issuer_agrees(self, key_issuer: str, tid: str, iss: str) -> bool:
+        """Entra JWKS keys carry `issuer` (a template or one tenant's issuer): it must name the
+        token's tenant, in the token's issuer form or the other version's."""
+        effective = key_issuer.replace(PLACEHOLDER, tid)
+        if effective == iss:
+            return True
+        for version in (V2, V1):
+            template, _ = await self._discovery(version)
+            if effective == template.replace(PLACEHOLDER, tid):
+                return True
+        return False
+
+    # --- step 6 -------------------------------------------------------------------------------
+
+    def _policy(self, v: _Verified, digest: str, *, audiences: Collection[str],
+                required_scopes: Collection[str], allowed_apps: Collection[str] | None,
+                allow_app_only: bool) -> EntraPrincipal:
+        claims = v.claims
+        aud = claims.get("aud")
+        if not isinstance(aud, str) or aud not in audiences:
+            raise TokenInvalid("audience", "aud not accepted")
+        if "nonce" in claims:
+            raise TokenInvalid("token_type", "an id token (nonce claim)")
+        roles = str_list_claim(claims, "roles")
+        delegated = "scp" in claims
+        if not delegated and not roles:
+            raise TokenInvalid("token_type", "neither scp nor roles (an id token?)")
+        if v.tid.lower() not in self._allowed_tenants:
+            raise TokenPolicyRefused("tenant", "tenant not allowed")
+        if not delegated and not allow_app_only:
+            raise TokenPolicyRefused("app_only", "app-only tokens are not accepted")
+        if allowed_apps and v.app_id not in allowed_apps:
+            raise TokenPolicyRefused("client_app", "calling app not allowed")
+        scopes = frozenset(s for s in claims["scp"].split(" ") if s) if delegated else frozenset()
+        if delegated:
+            missing = [s for s in required_scopes if s not in scopes]
+            if missing:
+                raise TokenScopeMissing(missing=missing, detail=f"missing {' '.join(missing)[:100]}")
+        return EntraPrincipal(claims=claims, oid=claims["oid"], tid=v.tid, app_id=v.app_id,
+                              scopes=scopes, roles=roles, version=v.version,
+                              sub=claims.get("sub", ""), exp=v.exp, token_hash=digest)
+
+    # --- verified-token cache -----------------------------------------------------------------
+
+    def _cache_get(self, digest: str, now: float) -> _Verified | None:
+        entry = self._cache.get(digest)
+        if entry is not None and now < entry.until:
+            self._count("hit")
+            return entry
+        if entry is not None:
+            del self._cache[digest]
+        self._count("miss")
+        return None
+
+    def _cache_put(self, digest: str, verified: _Verified) -> None:
+        self._cache[digest] = verified
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+            self._count("evicted")
+
+    def _count(self, event: str) -> None:
+        if self._metrics is not None:
+            self._metrics.cache_events_total.labels(cache="entra_tokens", event=event).inc()
+

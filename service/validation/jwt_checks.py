@@ -1,0 +1,206 @@
+"""Strict, framework-free parsing and checking of compact JWS tokens.
+
+PyJWT accepts things a validator of foreign tokens must refuse (duplicate JSON keys resolve to
+the last value, numeric strings pass as `exp`, padded or non-canonical base64 makes signatures
+malleable, the wrong key type raises `TypeError`). This module does the parsing itself and
+raises `TokenInvalid(reason)` for every malformation, so callers never see a foreign exception.
+It is reused for every issuer we trust (Entra, trusted issuers, Teams tokens).
+
+Reasons (short codes for logs/metrics): malformed, too_large, alg, crit, signature, claims.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from service.errors import TokenInvalid
+
+MAX_TOKEN_BYTES = 16 * 1024
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+_EC_CURVES = {"ES256": ("secp256r1", 32), "ES384": ("secp384r1", 48), "ES512": ("secp521r1", 66)}
+#: JWS header parameters whose keys we never use (RFC 8725 §3.5): they are simply ignored.
+KEY_CARRYING_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c"})
+
+
+@dataclass(frozen=True)
+class Jws:
+    header: Mapping[str, Any]
+    payload: Mapping[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+
+def b64url_decode(segment: str) -> bytes:
+    """Unpadded, canonical base64url only (a non-canonical encoding would be malleable)."""
+    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
+        raise TokenInvalid("malformed", "bad base64url")
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError) as e:
+        raise TokenInvalid("malformed", "bad base64url") from e
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != segment:
+        raise TokenInvalid("malformed", "non-canonical base64url")
+    return raw
+
+
+def b64url_encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key[:40]!r}")
+        out[key] = value
+    return out
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def strict_json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """A JSON object without duplicate keys, NaN/Infinity or invalid UTF-8."""
+    try:
+        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
+                           parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise TokenInvalid("malformed", f"{what}: {e}"[:200]) from e
+    if not isinstance(value, dict):
+        raise TokenInvalid("malformed", f"{what} is not a JSON object")
+    return value
+
+
+def parse_compact(token: object, *, max_bytes: int = MAX_TOKEN_BYTES) -> Jws:
+    """Split and decode a compact JWS. Nothing is verified yet."""
+    if not isinstance(token, str) or not token:
+        raise TokenInvalid("malformed", "empty token")
+    if len(token) > max_bytes:
+        raise TokenInvalid("too_large", f"{len(token)} characters")
+    if not token.isascii():
+        raise TokenInvalid("malformed", "non-ASCII token")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise TokenInvalid("malformed", f"{len(parts)} segments")
+    header = strict_json_object(b64url_decode(parts[0]), "header")
+    payload = strict_json_object(b64url_decode(parts[1]), "payload")
+    signature = b64url_decode(parts[2])
+    return Jws(header, payload, f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
+
+
+def check_header(header: Mapping[str, Any], algorithms: Collection[str]) -> str:
+    """Allow-listed `alg` (exact case), no `crit` (we implement no extensions), string `kid`.
+
+    Returns the algorithm. `jku`/`x5u`/`jwk`/`x5c` are ignored: keys come only from our config.
+    """
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in algorithms:
+        raise TokenInvalid("alg", f"alg {str(alg)[:20]!r} not allowed")
+    if "crit" in header:
+        raise TokenInvalid("crit", "unsupported critical header parameters")
+    if "kid" in header and not isinstance(header["kid"], str):
+        raise TokenInvalid("malformed", "kid is not a string")
+    if "typ" in header and not isinstance(header["typ"], str):
+        raise TokenInvalid("malformed", "typ is not a string")
+    return alg
+
+
+def verify_signature(alg: str, key: Any, signing_input: bytes, signature: bytes) -> bool:
+    """True when `signature` is valid for `alg` with `key`; the key family must fit the alg.
+
+    Never raises for a bad signature or a key of the wrong type (PyJWT's TypeError trap).
+    """
+    if not signature:
+        return False
+    family, bits = alg[:2], alg[2:]
+    try:
+        if family in ("RS", "PS") and bits in _HASHES and isinstance(key, rsa.RSAPublicKey):
+            if key.key_size < 2048:
+                return False
+            algo = _HASHES[bits]()
+            pad = (padding.PKCS1v15() if family == "RS" else
+                   padding.PSS(mgf=padding.MGF1(algo), salt_length=algo.digest_size))
+            key.verify(signature, signing_input, pad, algo)
+            return True
+        if alg in _EC_CURVES and isinstance(key, ec.EllipticCurvePublicKey):
+            curve, size = _EC_CURVES[alg]
+            if key.curve.name != curve or len(signature) != 2 * size:
+                return False
+            r = int.from_bytes(signature[:size], "big")
+            s = int.from_bytes(signature[size:], "big")
+            key.verify(encode_dss_signature(r, s), signing_input, ec.ECDSA(_HASHES[bits]()))
+            return True
+        if alg in ("EdDSA", "Ed25519") and isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(signature, signing_input)
+            return True
+        if family == "HS" and bits in _HASHES and isinstance(key, bytes | bytearray) and key:
+            digest = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}[bits]
+            return hmac.compare_digest(hmac.new(bytes(key), signing_input, digest).digest(), signature)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return False
+
+
+# --- typed claim access ---------------------------------------------------------------------
+
+def int_claim(claims: Mapping[str, Any], name: str, *, required: bool = False) -> int | None:
+    """An integer NumericDate: bool, float and numeric strings are refused."""
+    if name not in claims:
+        if required:
+            raise TokenInvalid("claims", f"missing {name}")
+        return None
+    value = claims[name]
+    if type(value) is not int:
+        raise TokenInvalid("claims", f"{name} is not an integer")
+    return value
+
+
+def str_claim(claims: Mapping[str, Any], name: str, *, required: bool = False) -> str | None:
+    if name not in claims:
+        if required:
+            raise TokenInvalid("claims", f"missing {name}")
+        return None
+    value = claims[name]
+    if not isinstance(value, str) or (required and not value):
+        raise TokenInvalid("claims", f"{name} is not a non-empty string")
+    return value
+
+
+def str_list_claim(claims: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    """A JSON array of strings (e.g. `roles`); absent → ()."""
+    if name not in claims:
+        return ()
+    value = claims[name]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TokenInvalid("claims", f"{name} is not an array of strings")
+    return tuple(value)
+
+
+def check_times(claims: Mapping[str, Any], *, now: float, skew: float,
+                require_exp: bool = True) -> int | None:
+    """exp (required by default), nbf and iat as integers, each with `skew` leeway. Returns exp."""
+    exp = int_claim(claims, "exp", required=require_exp)
+    nbf = int_claim(claims, "nbf")
+    iat = int_claim(claims, "iat")
+    if exp is not None and now > exp + skew:
+        raise TokenInvalid("expired", "token expired")
+    if nbf is not None and now + skew < nbf:
+        raise TokenInvalid("not_yet_valid", "nbf in the future")
+    if iat is not None and now + skew < iat:
+        raise TokenInvalid("not_yet_valid", "iat in the future")
+    return exp
