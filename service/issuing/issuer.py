@@ -75,6 +75,8 @@ class TokenIssuer:
             raise
         except jwt.InvalidSignatureError as e:
             raise TokenInvalid("bad_signature", type(e).__name__) from e
+        except jwt.InvalidIssuerError as e:
+            raise TokenInvalid("wrong_issuer", type(e).__name__) from e
         except _FOREIGN_ERRORS as e:
             raise TokenInvalid("malformed", type(e).__name__) from e
 
