@@ -20,7 +20,19 @@ from .http.routes import setup_routes
 from .logs import get_logger
 from .metrics import Metrics
 from .settings import Settings
-from .typedefs import CLOCK, HTTP, METRICS, OVERRIDES, READY_CHECKS, RELOAD_HOOKS, SETTINGS, Clock
+from .typedefs import (
+    CLOCK,
+    ENTRA_VALIDATOR,
+    HTTP,
+    JWKS,
+    METRICS,
+    OVERRIDES,
+    READY_CHECKS,
+    RELOAD_HOOKS,
+    SETTINGS,
+    Clock,
+)
+from .validation import EntraValidator, JwksCache
 
 log = get_logger("tokenbroker.app")
 
@@ -50,6 +62,22 @@ async def _http_session(app: web.Application) -> AsyncIterator[None]:
     await session.close()
 
 
+async def _entra_validation(app: web.Application) -> AsyncIterator[None]:
+    """JWKS cache (shared by every validator) and the Entra bearer validator."""
+    overrides = app[OVERRIDES]
+    jwks = overrides.get("jwks") or JwksCache(
+        app[HTTP], timeout=app[SETTINGS].entra.timeout if app[SETTINGS].entra else 5,
+        metrics=app[METRICS])
+    app[JWKS] = jwks
+    entra = app[SETTINGS].entra
+    if entra is not None:
+        validator = overrides.get("entra_validator") or EntraValidator(entra, jwks, metrics=app[METRICS])
+        app[ENTRA_VALIDATOR] = validator
+        app[READY_CHECKS]["jwks"] = validator.warm_up
+    yield
+    await jwks.close()
+
+
 def create_app(settings: Settings, *, overrides: Mapping[str, Any] | None = None,
                clock: Clock = time.time) -> web.Application:
     app = web.Application(middlewares=MIDDLEWARES, handler_args=HANDLER_ARGS,
@@ -66,5 +94,6 @@ def create_app(settings: Settings, *, overrides: Mapping[str, Any] | None = None
 
     app[READY_CHECKS]["config"] = config_ok
     app.cleanup_ctx.append(_http_session)
+    app.cleanup_ctx.append(_entra_validation)
     setup_routes(app)
     return app

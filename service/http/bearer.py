@@ -1,0 +1,90 @@
+"""RFC 6750 bearer authentication of broker API calls with Entra ID access tokens.
+
+`authenticate(request)` reads `Authorization: Bearer <token>` (scheme case-insensitive), runs
+the Entra validator and translates its refusals: no/other credentials → MissingCredentials
+(401, challenge without an error attribute); TokenInvalid → InvalidToken (401);
+TokenScopeMissing → InsufficientScope (403, scope=the required scopes); TokenPolicyRefused →
+AccessDenied (403). Every refusal counts in `token_validation_failures_total{reason}` and logs
+`auth.refused` with the reason and, when known, kid/tid/app id/oid — never the token.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from ..errors import (
+    AccessDenied,
+    BearerError,
+    InsufficientScope,
+    InvalidToken,
+    MissingCredentials,
+    TokenPolicyRefused,
+    TokenScopeMissing,
+    TokenValidationError,
+)
+from ..logs import get_logger
+from ..typedefs import CLOCK, ENTRA_VALIDATOR, METRICS
+from ..validation.entra import EntraPrincipal
+from ..validation.jwt_checks import MAX_TOKEN_BYTES
+
+log = get_logger("tokenbroker.auth")
+PRINCIPAL_KEY = "entra_principal"
+_TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+def _refused(request: web.Request, error: BearerError, reason: str,
+             context: dict | None = None) -> BearerError:
+    """Count and log a refusal; returns the error to raise."""
+    request.app[METRICS].token_validation_failures_total.labels(reason=reason).inc()
+    log.info("auth.refused", reason=reason, status=error.status, error=error.error,
+             **(context or {}))
+    return error
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The presented bearer token, None when there are no bearer credentials at all."""
+    values = request.headers.getall("Authorization", [])
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidToken("Send exactly one Authorization header.", reason="malformed")
+    scheme, _, credentials = values[0].strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return credentials.strip()
+
+
+async def authenticate(request: web.Request) -> EntraPrincipal:
+    """The validated Entra principal of this request, or a BearerError to render."""
+    cached = request.get(PRINCIPAL_KEY)
+    if cached is not None:
+        return cached
+    try:
+        token = bearer_token(request)
+    except InvalidToken as exc:
+        raise _refused(request, exc, "malformed") from None
+    if token is None:
+        raise _refused(request, MissingCredentials(reason="missing"), "missing")
+    if len(token) > MAX_TOKEN_BYTES:
+        raise _refused(request, InvalidToken(reason="too_large"), "too_large", {"size": len(token)})
+    if not _TOKEN68.fullmatch(token):
+        raise _refused(request, InvalidToken(reason="malformed"), "malformed")
+    validator = request.app.get(ENTRA_VALIDATOR)
+    if validator is None:  # no [entra] section: nobody can present an acceptable token
+        raise _refused(request, InvalidToken(reason="not_configured"), "not_configured")
+    try:
+        principal = await validator.validate(token, now=request.app[CLOCK]())
+    except TokenValidationError as exc:
+        context = getattr(exc, "context", {}) or {}
+        if isinstance(exc, TokenScopeMissing):
+            error: BearerError = InsufficientScope(scope=validator.entra.required_scopes,
+                                                   reason=exc.reason, detail=exc.detail)
+        elif isinstance(exc, TokenPolicyRefused):
+            error = AccessDenied(reason=exc.reason, detail=exc.detail)
+        else:  # TokenInvalid and any future subclass: the token itself is not acceptable
+            error = InvalidToken(reason=exc.reason, detail=exc.detail)
+        raise _refused(request, error, exc.reason, context) from exc
+    request[PRINCIPAL_KEY] = principal
+    return principal
