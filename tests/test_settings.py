@@ -145,6 +145,15 @@ def test_the_example_config_names_every_key_of_the_schema():
             assert f"\n{key} = " in text, f"{section}.{key} missing from the example"
 
 
+def test_the_reference_documents_every_key_of_the_schema():
+    from service._settings_schema import SCHEMA
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    for section, keys in SCHEMA.items():
+        assert f"[{section}" in text, section
+        for key in keys:
+            assert f"| `{key}` |" in text, f"{section}.{key} missing from docs/configuration.md"
+
+
 def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     for name in ("ca.pem", "broker.pem", "keys.json"):
         (tmp_path / name).write_text("x")
