@@ -71,8 +71,7 @@ class Keyring:
             raise ConfigurationError([f"{_KEY}: must be an absolute path"])
         self.keys_dir = Path(keys_dir)
         self.alg = alg
-        self._entries: tuple[_Entry, ...] = ()
-        self._by_kid: dict[str, _Entry] = {}
+        self._snapshot: tuple[tuple[_Entry, ...], dict[str, _Entry]] = ((), {})
         self._signature: tuple = ()
 
     # --- construction -------------------------------------------------------------------
@@ -89,13 +88,22 @@ class Keyring:
             with ring._locked():
                 ring._reload_or_raise()
                 if not any(e.published(now) for e in ring._entries):
-                    ring._write(ring._new_entry(now, active_from=int(now)))
+                    created = ring._new_entry(now, active_from=int(now))
+                    ring._write(created)
                     ring._reload_or_raise()
-                    log.info("keyring.key_created", kid=ring._entries[-1].kid, alg=alg)
+                    log.info("keyring.key_created", kid=created.kid, alg=alg)
         except OSError as e:
             raise ConfigurationError([f"{_KEY}: cannot use {ring.keys_dir}: {e.strerror}"]) from e
         log.info("keyring.loaded", kids=[e.kid for e in ring._entries], keys_dir=str(ring.keys_dir))
+        newest = ring._entries[-1]
+        if newest.alg != alg:
+            log.warning("keyring.alg_differs", kid=newest.kid, key_alg=newest.alg, configured=alg,
+                        hint="run `tokenbroker keys rotate` to switch algorithms")
         return ring
+
+    @property
+    def _entries(self) -> tuple[_Entry, ...]:
+        return self._snapshot[0]
 
     # --- reading ------------------------------------------------------------------------
 
@@ -118,7 +126,7 @@ class Keyring:
 
     def public_key(self, kid: str, *, now: float | None = None) -> tuple[Any, str] | None:
         """(public key, alg) of a known key; with `now`, only while it is still published."""
-        e = self._by_kid.get(kid) if isinstance(kid, str) else None
+        e = self._snapshot[1].get(kid) if isinstance(kid, str) else None
         if e is None or (now is not None and not e.published(now)):
             return None
         return e.public_key, e.alg
@@ -145,8 +153,12 @@ class Keyring:
                     if not e.published(now):
                         (self.keys_dir / f"{e.kid}.json").unlink(missing_ok=True)
                         log.info("keyring.key_deleted", kid=e.kid)
-                    elif e.retire_after is None or e.retire_after > retire_at:
-                        self._write(replace(e, retire_after=retire_at))
+                        continue
+                    # a pending key that would activate after the new one never signs: it is
+                    # superseded and retires when the new key takes over
+                    until = active_from if e.active_from >= active_from else retire_at
+                    if e.retire_after is None or e.retire_after > until:
+                        self._write(replace(e, retire_after=until))
                 new = self._new_entry(now, active_from=active_from)
                 self._write(new)
                 self._reload_or_raise()
@@ -177,7 +189,7 @@ class Keyring:
         entries.sort(key=_Entry.order)
         before = [(e.kid, e.active_from, e.retire_after) for e in self._entries]
         after = [(e.kid, e.active_from, e.retire_after) for e in entries]
-        self._entries, self._by_kid = tuple(entries), {e.kid: e for e in entries}
+        self._snapshot = (tuple(entries), {e.kid: e for e in entries})  # one atomic swap
         self._signature = signature
         if before != after:
             log.info("keyring.reloaded", kids=[e.kid for e in entries])
@@ -203,7 +215,7 @@ class Keyring:
                 raise ValueError("bad field types")
         except (ValueError, KeyError, TypeError) as e:
             raise ConfigurationError([f"{_KEY}: {path.name} is not a valid key file"]) from e
-        known = self._by_kid.get(kid)
+        known = self._snapshot[1].get(kid)
         if known is not None and known.pem == pem:  # parse each PEM once (RSA: ~37 ms)
             private = known.private_key
         else:

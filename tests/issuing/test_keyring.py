@@ -122,6 +122,28 @@ def test_rotation_with_no_delay_signs_with_the_new_key_at_once(keys_dir):
     assert ring.signing_key(T0).kid == new
 
 
+def test_a_pending_key_superseded_by_a_quicker_rotation_never_signs(keys_dir):
+    ring = Keyring.load_or_create(keys_dir, "ES256", now=T0)
+    slow = ring.rotate(T0, 10 * DELAY, max_token_ttl=TTL)
+    quick = ring.rotate(T0, DELAY, max_token_ttl=TTL)
+
+    for now in (T0 + DELAY, T0 + 10 * DELAY, T0 + 20 * DELAY):
+        assert ring.signing_key(now).kid == quick
+    assert slow not in {k["kid"] for k in ring.jwks(T0 + DELAY)["keys"]}
+
+
+def test_changing_the_algorithm_takes_effect_through_a_rotation(keys_dir):
+    Keyring.load_or_create(keys_dir, "ES256", now=T0)
+    ring = Keyring.load_or_create(keys_dir, "RS256", now=T0)
+    assert ring.signing_key(T0).alg == "ES256"  # the existing key keeps signing: no surprise switch
+
+    new = ring.rotate(T0, DELAY, max_token_ttl=TTL)
+
+    assert ring.signing_key(T0 + DELAY).alg == "RS256"
+    assert {(k["kid"], k["alg"], k["kty"]) for k in ring.jwks(T0)["keys"]} >= {(new, "RS256", "RSA")}
+    assert {k["alg"] for k in ring.jwks(T0)["keys"]} == {"ES256", "RS256"}
+
+
 def test_reload_picks_up_a_rotation_done_by_another_process(keys_dir):
     server = Keyring.load_or_create(keys_dir, "ES256", now=T0)
     old = server.signing_key(T0).kid
