@@ -53,6 +53,9 @@ class Secret:
     def __hash__(self) -> int:
         return hash((Secret, self._value))
 
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (Secret, (self._value,))
+
 
 def _freeze(obj: object, name: str, value: object) -> None:
     object.__setattr__(obj, name, value)

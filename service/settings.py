@@ -79,7 +79,7 @@ def load_settings(toml_text: str, environ: Mapping[str, str], *, base_dir: Path,
             checks.add(section, "unknown section")
         elif section not in ARRAYS and section not in NAMED_TABLES and not isinstance(value, dict):
             checks.add(section, f"expected a table [{section}]")
-            raw[section] = {}
+            raw[section] = None
     entra = build_entra(raw.get("entra"), checks)
     issuers = build_trusted_issuers(raw.get("trusted_issuers"), checks)
     settings = Settings(

@@ -498,3 +498,11 @@ def test_settings_built_directly_resolve_like_loaded_ones():
     assert s.entra.audiences == (APP, f"api://{APP}") and s.entra.required_scopes == ("x",)
     assert isinstance(s.entra.client_secret, Secret) and "pw" not in repr(s)
     assert s.client("c").access_token_ttl == 60 and s.server.public_url == "http://127.0.0.1:8080"
+
+
+def test_secrets_survive_copying_without_showing_themselves():
+    import copy
+    import pickle
+    secret = Secret("hunter2")
+    assert copy.deepcopy(secret).reveal() == "hunter2"
+    assert pickle.loads(pickle.dumps(secret)) == secret
