@@ -75,7 +75,7 @@ async def _process(request: web.Request, handler: Handler, entry: dict[str, Any]
     entry["auth"] = await _authenticate(request, body)
     fault = state.take_fault(entry["operation"], request.path)
     if fault is not None:
-        entry["fault"] = True
+        entry["fault"], entry["delay"] = True, fault.delay
         if fault.delay > 0:
             await asyncio.sleep(fault.delay)
         if fault.status is not None:
@@ -93,8 +93,9 @@ async def acs_pipeline(request: web.Request, handler: Handler) -> web.StreamResp
     entry: dict[str, Any] = {
         "time": state.config.clock(), "method": request.method, "path": request.path,
         "api_version": request.query.get("api-version"), "operation": None,
-        "client_request_id": client_request_id, "auth": None, "fault": False, "status": None,
+        "client_request_id": client_request_id, "auth": None, "fault": False, "delay": 0.0, "status": None,
     }
+    state.log.append(entry)  # appended first: an in-flight (e.g. delayed) call shows with status None
     try:
         resp = await _process(request, handler, entry)
     except BadRequest as e:
@@ -102,7 +103,6 @@ async def acs_pipeline(request: web.Request, handler: Handler) -> web.StreamResp
     if "teams" in request:
         entry.update(request["teams"])
     entry["status"] = resp.status
-    state.log.append(entry)
     if client_request_id and request.headers.get("x-ms-return-client-request-id", "").lower() == "true":
         resp.headers["x-ms-client-request-id"] = client_request_id
     return resp
