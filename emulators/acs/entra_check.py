@@ -36,6 +36,10 @@ class EntraKeys:
         self._fetched_at: dict[str, float] = {}
         self._lock = asyncio.Lock()
 
+    def issuers(self, tid: str) -> tuple[str, ...]:
+        """v1 (`https://sts.windows.net/{tid}/`) and v2 (`{entra_url}/{tid}/v2.0`) issuers of a tenant."""
+        return (f"https://sts.windows.net/{tid}/", f"{self._base}/{tid}/v2.0")
+
     def _urls(self, tid: str | None) -> list[str]:
         tenants = [t for t in (tid, "common") if t]
         return [f"{self._base}/{t}/discovery/{v}keys" for t in tenants for v in ("v2.0/", "")]
@@ -99,6 +103,6 @@ async def verify(keys: EntraKeys, token: str, *, audiences: Iterable[str], now: 
     nbf = claims.get("nbf")
     if isinstance(nbf, (int, float)) and nbf > now + 300:
         raise EntraTokenError("The token is not valid yet.")
-    if not tid or tid not in str(claims["iss"]):
-        raise EntraTokenError("The token's issuer does not match its tenant.")
+    if not tid or claims["iss"] not in keys.issuers(tid):
+        raise EntraTokenError("The token's issuer is not the Entra issuer of its tenant.")
     return claims
