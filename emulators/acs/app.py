@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -22,6 +23,7 @@ from .handlers import ROUTES, BadRequest, error
 from .keys import ENTRA_KEYS, STATE
 from .state import API_VERSIONS, AcsConfig, AcsState
 
+log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -100,6 +102,9 @@ async def acs_pipeline(request: web.Request, handler: Handler) -> web.StreamResp
         resp = await _process(request, handler, entry)
     except BadRequest as e:
         resp = e.response()
+    except Exception:  # an emulator bug must still answer JSON, never a bare traceback page
+        log.exception("acs_emulator.unhandled", extra={"operation": entry["operation"]})
+        resp = error(500, "InternalError", "The emulator failed unexpectedly.")
     if "teams" in request:
         entry.update(request["teams"])
     entry["status"] = resp.status

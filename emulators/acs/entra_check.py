@@ -51,7 +51,7 @@ class EntraKeys:
                 if resp.status != 200:
                     return
                 doc = await resp.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, json.JSONDecodeError, ValueError):
             return
         for jwk in doc.get("keys", []) if isinstance(doc, dict) else []:
             if isinstance(jwk, dict) and jwk.get("kid"):

@@ -17,7 +17,7 @@ MIN_MINUTES, MAX_MINUTES, DEFAULT_MINUTES = 60, 1440, 1440
 
 def expires_on(instant: float) -> str:
     """ISO 8601 with 7 fractional digits and `+00:00`, like `2023-10-10T21:39:39.3244584+00:00`."""
-    d = dt.datetime.fromtimestamp(instant, dt.timezone.utc)
+    d = dt.datetime.fromtimestamp(instant, dt.UTC)
     return d.strftime("%Y-%m-%dT%H:%M:%S") + f".{d.microsecond:06d}0+00:00"
 
 

@@ -29,7 +29,7 @@ async def test_create_user_returns_an_acs_identity_known_to_the_emulator(acs, ac
 
 
 async def test_create_user_and_token_honours_the_requested_lifetime(acs, acs_client):
-    before = dt.datetime.now(dt.timezone.utc)
+    before = dt.datetime.now(dt.UTC)
     user, token = await acs_client("create_user_and_token", [CommunicationTokenScope.CHAT, "voip"],
                                    token_expires_in=dt.timedelta(minutes=90))
     assert ID_RE.match(user.raw_id)
@@ -43,7 +43,7 @@ async def test_create_user_and_token_honours_the_requested_lifetime(acs, acs_cli
 
 async def test_get_token_defaults_to_one_day(acs, acs_client):
     user = await acs_client("create_user")
-    before = dt.datetime.now(dt.timezone.utc)
+    before = dt.datetime.now(dt.UTC)
     token = await acs_client("get_token", user, ["voip"])
     lifetime = _expiry(token) - before
     assert dt.timedelta(hours=23, minutes=59) < lifetime <= dt.timedelta(hours=24, minutes=1)
