@@ -7,9 +7,12 @@ keyring and issuer → downstream clients.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,13 +28,19 @@ from .typedefs import (
     ENTRA_VALIDATOR,
     HTTP,
     JWKS,
+    KEYRING,
     METRICS,
     OVERRIDES,
     READY_CHECKS,
     RELOAD_HOOKS,
     SETTINGS,
+    STORE,
+    TOKEN_ISSUER,
     Clock,
 )
+from .errors import ConfigurationError
+from .issuing import Keyring, TokenIssuer
+from .storage import open_store
 from .validation import EntraValidator, JwksCache
 
 log = get_logger("tokenbroker.app")
@@ -40,6 +49,7 @@ log = get_logger("tokenbroker.app")
 # the HTTP parser's header limits sit well above aiohttp's 8 KB default.
 HANDLER_ARGS = {"max_line_size": 65536, "max_field_size": 65536}
 CLIENT_MAX_SIZE = 256 * 1024
+KEY_RELOAD_INTERVAL = 5.0  # seconds; every replica reading one keys_dir converges this fast
 
 
 def outgoing_ssl_context(ca_bundle: str) -> ssl.SSLContext:
@@ -78,6 +88,52 @@ async def _entra_validation(app: web.Application) -> AsyncIterator[None]:
     await jwks.close()
 
 
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    """The state store (ACS identity map, refresh tokens, revocations, replay cache, ...)."""
+    settings, overrides = app[SETTINGS], app[OVERRIDES]
+    store = overrides.get("store")
+    if store is None:
+        base = settings.config_path.parent if settings.config_path else Path.cwd()
+        store = open_store(settings.store.url, clock=app[CLOCK], base_dir=base,
+                           dev=bool(overrides.get("dev")))
+        if not await store.ping():
+            await store.close()
+            raise ConfigurationError([f"store.url: the store at {settings.store.url.split('@')[-1]} "
+                                      "does not answer"])
+    app[STORE] = store
+    app[READY_CHECKS]["store"] = store.ping
+    yield
+    await store.close()
+
+
+async def _issuing(app: web.Application) -> AsyncIterator[None]:
+    """Our signing keys (created on first start, reloaded on SIGHUP and every few seconds)."""
+    settings, clock = app[SETTINGS], app[CLOCK]
+    ring = app[OVERRIDES].get("keyring") or await asyncio.to_thread(
+        Keyring.load_or_create, settings.issuer.keys_dir, settings.issuer.signing_alg, now=clock())
+    app[KEYRING] = ring
+    app[TOKEN_ISSUER] = TokenIssuer(settings.server.public_url, ring)
+    app[RELOAD_HOOKS].append(ring.reload)
+
+    async def keys_ok() -> bool:
+        return ring.has_signing_key(clock())
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(KEY_RELOAD_INTERVAL)
+            try:
+                await asyncio.to_thread(ring.reload)
+            except Exception:  # keep the last good keys; the keyring logs why
+                log.warning("keyring.reload_error")
+
+    app[READY_CHECKS]["keys"] = keys_ok
+    task = asyncio.create_task(watch())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def create_app(settings: Settings, *, overrides: Mapping[str, Any] | None = None,
                clock: Clock = time.time) -> web.Application:
     app = web.Application(middlewares=MIDDLEWARES, handler_args=HANDLER_ARGS,
@@ -95,5 +151,7 @@ def create_app(settings: Settings, *, overrides: Mapping[str, Any] | None = None
     app[READY_CHECKS]["config"] = config_ok
     app.cleanup_ctx.append(_http_session)
     app.cleanup_ctx.append(_entra_validation)
+    app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_issuing)
     setup_routes(app)
     return app

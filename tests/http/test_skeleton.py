@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ from service.typedefs import READY_CHECKS
 
 
 def make_settings(toml: str = "", **env: str):
-    return load_settings(toml, env, base_dir=Path.cwd())
+    keys = tempfile.mkdtemp(prefix="tb-keys-")
+    return load_settings(toml, env, base_dir=Path(keys))
 
 
 @pytest.fixture(name="client")
@@ -69,12 +71,12 @@ async def test_readyz_names_the_failing_check(aiohttp_client):
     async def broken() -> bool:
         raise ConnectionError("down")
 
-    app[READY_CHECKS]["store"] = broken
+    app[READY_CHECKS]["upstream"] = broken
     client = await aiohttp_client(app)
     resp = await client.get("/readyz")
     assert resp.status == 503
     body = await resp.json()
-    assert body["failing"] == ["store"]
+    assert body["failing"] == ["upstream"]
 
 
 async def test_metrics_count_requests_by_route_and_status(client):
