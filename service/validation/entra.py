@@ -10,12 +10,11 @@ One visible policy, checked in this order:
 3. signature: the key `kid` from that document's `jwks_uri` (RSA; a key's own `issuer`, where
    present, must agree with the token's tenant), verified with RS256.
 4. lifetime: integer `exp` (required), `nbf`, `iat`, with `clock_skew`.
-5. claim types: `oid` and `azp` (v2) / `appid` (v1) non-empty strings, `scp` a string,
-   `roles` an array of strings.
-   Steps 1-5 are cached per token (sha256) until min(exp, cache_ttl).
-6. per call: `aud` in the accepted audiences; not an id token (`nonce` claim, or neither
-   `scp` nor `roles`); tenant in `allowed_tenants` (403); app-only (`roles`, no `scp`) only
-   when allowed (403); `azp`/`appid` in the allowed apps when set (403); every required scope
+5. kind and claim types: not an id token (`nonce` claim, or neither `scp` nor `roles`);
+   `oid` and `azp` (v2) / `appid` (v1) non-empty strings, `scp` a string, `roles` an array
+   of strings. Steps 1-5 are cached per token (sha256) until min(exp, cache_ttl).
+6. per call: `aud` in the accepted audiences; tenant in `allowed_tenants` (403); app-only
+   (`roles`, no `scp`) only when allowed (403); `azp`/`appid` in the allowed apps when set (403); every required scope
    in `scp` (403 insufficient_scope).
 
 Raises TokenInvalid / TokenPolicyRefused / TokenScopeMissing (callers translate), and
@@ -193,6 +192,10 @@ class EntraValidator:
             if not jwt_checks.verify_signature(alg, key.key, jws.signing_input, jws.signature):
                 raise TokenInvalid("signature", "bad signature")
         exp = check_times(claims, now=now, skew=self.entra.clock_skew)
+        if "nonce" in claims:
+            raise TokenInvalid("token_type", "an id token (nonce claim)")
+        if "scp" not in claims and not str_list_claim(claims, "roles"):
+            raise TokenInvalid("token_type", "neither scp nor roles (an id token?)")
         str_claim(claims, "oid", required=True)
         str_claim(claims, "sub")
         str_claim(claims, "scp")
@@ -234,12 +237,8 @@ class EntraValidator:
         aud = claims.get("aud")
         if not isinstance(aud, str) or aud not in audiences:
             raise TokenInvalid("audience", "aud not accepted")
-        if "nonce" in claims:
-            raise TokenInvalid("token_type", "an id token (nonce claim)")
         roles = str_list_claim(claims, "roles")
         delegated = "scp" in claims
-        if not delegated and not roles:
-            raise TokenInvalid("token_type", "neither scp nor roles (an id token?)")
         if v.tid.lower() not in self._allowed_tenants:
             raise TokenPolicyRefused("tenant", "tenant not allowed")
         if not delegated and not allow_app_only:
