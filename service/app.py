@@ -26,6 +26,7 @@ from .settings import Settings
 from .typedefs import (
     CLOCK,
     ENTRA_VALIDATOR,
+    GRANTS,
     HTTP,
     JWKS,
     KEYRING,
@@ -41,7 +42,9 @@ from .typedefs import (
 from .errors import ConfigurationError
 from .issuing import Keyring, TokenIssuer
 from .storage import open_store
+from .grants import TokenService
 from .validation import EntraValidator, JwksCache
+from .validation.trusted_issuers import TrustedIssuerValidator
 
 log = get_logger("tokenbroker.app")
 
@@ -134,6 +137,15 @@ async def _issuing(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def _grants(app: web.Application) -> AsyncIterator[None]:
+    """The token endpoint's grants, introspection and revocation (PEM files read in a thread)."""
+    settings = app[SETTINGS]
+    trusted = await asyncio.to_thread(TrustedIssuerValidator, settings.trusted_issuers, app[JWKS])
+    app[GRANTS] = TokenService.build(settings, store=app[STORE], issuer=app[TOKEN_ISSUER], trusted=trusted,
+                                     entra=lambda: app.get(ENTRA_VALIDATOR), clock=app[CLOCK])
+    yield
+
+
 def create_app(settings: Settings, *, overrides: Mapping[str, Any] | None = None,
                clock: Clock = time.time) -> web.Application:
     app = web.Application(middlewares=MIDDLEWARES, handler_args=HANDLER_ARGS,
@@ -153,5 +165,6 @@ def create_app(settings: Settings, *, overrides: Mapping[str, Any] | None = None
     app.cleanup_ctx.append(_entra_validation)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_issuing)
+    app.cleanup_ctx.append(_grants)
     setup_routes(app)
     return app

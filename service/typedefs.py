@@ -31,3 +31,4 @@ KEYRING: web.AppKey[Any] = web.AppKey("keyring")
 TOKEN_ISSUER: web.AppKey[Any] = web.AppKey("token_issuer")
 ACS_CLIENT: web.AppKey[Any] = web.AppKey("acs_client")
 OBO_CLIENT: web.AppKey[Any] = web.AppKey("obo_client")
+GRANTS: web.AppKey[Any] = web.AppKey("grants")  # service.grants.TokenService

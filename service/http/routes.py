@@ -12,6 +12,10 @@ from . import openapi
 # Order does not matter; each module owns its paths. Add new feature modules here.
 ROUTE_MODULES = [
     "service.http.health",
+    "service.http.token_endpoint",
+    "service.http.introspect",
+    "service.http.revoke",
+    "service.http.metadata",
     "service.http.api_me",
 ]
 

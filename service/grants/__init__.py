@@ -1,0 +1,58 @@
+"""The token endpoint's grants: grant type → handler, plus introspection and revocation.
+
+`TokenService.build(settings, ...)` wires every collaborator once (at startup); handlers keep
+no per-request state. No aiohttp.web here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from service.errors import UnsupportedGrantType
+from service.grants.base import REFRESH_TOKEN, TOKEN_EXCHANGE, Grant, TokenRequest, TokenResponse
+from service.grants.introspection import Introspector
+from service.grants.refresh_token import RefreshTokenGrant
+from service.grants.repos import RefreshTokens
+from service.grants.revocation import Revoker
+from service.grants.subject_tokens import SubjectTokens
+from service.grants.token_exchange import TokenExchangeGrant
+from service.settings import Settings
+from service.storage.base import Store
+from service.storage.repos import ReplayCache, RevokedJtis
+from service.validation.trusted_issuers import TrustedIssuerValidator
+
+GRANT_TYPES = (TOKEN_EXCHANGE, REFRESH_TOKEN)
+
+__all__ = ["GRANT_TYPES", "Grant", "TokenRequest", "TokenResponse", "TokenService"]
+
+
+@dataclass(frozen=True)
+class TokenService:
+    settings: Settings
+    handlers: dict[str, Grant]
+    introspector: Introspector
+    revoker: Revoker
+
+    def handler(self, grant_type: str | None) -> Grant:
+        handler = self.handlers.get(grant_type or "")
+        if handler is None:
+            raise UnsupportedGrantType(reason="unsupported_grant_type")
+        return handler
+
+    @classmethod
+    def build(cls, settings: Settings, *, store: Store, issuer: Any, trusted: TrustedIssuerValidator,
+              entra: Callable[[], Any] = lambda: None, clock: Callable[[], float]) -> TokenService:
+        revoked = RevokedJtis(store, clock=clock)
+        replay = ReplayCache(store, clock=clock)
+        refresh = RefreshTokens(store)
+        subjects = SubjectTokens(settings, trusted=trusted, issuer=issuer, revoked=revoked, replay=replay,
+                                 entra=entra)
+        handlers: dict[str, Grant] = {
+            TOKEN_EXCHANGE: TokenExchangeGrant(settings, subjects=subjects, issuer=issuer, refresh_tokens=refresh),
+            REFRESH_TOKEN: RefreshTokenGrant(issuer=issuer, refresh_tokens=refresh),
+        }
+        introspector = Introspector(issuer=issuer, revoked=revoked, refresh_tokens=refresh)
+        return cls(settings, handlers, introspector,
+                   Revoker(introspector=introspector, revoked=revoked, refresh_tokens=refresh))

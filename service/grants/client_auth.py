@@ -1,0 +1,105 @@
+"""Client authentication at the token, introspection and revocation endpoints.
+
+Methods: `client_secret_basic` (RFC 6749 §2.3.1: id and secret are form-urlencoded before
+Basic encoding, so they are form-decoded here) and `client_secret_post`. Exactly one method
+per request; `client_assertion` (private_key_jwt) is recognised as a method so that two methods
+are refused, and is the seam for issue 9. Secrets are plain or `sha256:<hex>`; comparison is
+constant-time and also runs for unknown clients. Every failure is `InvalidClient`, with
+`WWW-Authenticate: Basic` when the Authorization header was used.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+from service.errors import InvalidClient
+from service.settings import ClientSettings, Settings
+
+METHODS = ("client_secret_basic", "client_secret_post")
+_DUMMY_SECRET = "sha256:" + hashlib.sha256(b"tokenbroker-no-such-client").hexdigest()
+_FORM_FIELDS = ("client_id", "client_secret", "client_assertion", "client_assertion_type")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    client_id: str
+    secret: str
+    method: str
+
+    @property
+    def basic(self) -> bool:
+        return self.method == "client_secret_basic"
+
+
+def extract(authorization: str | None, form: Mapping[str, Sequence[str]]) -> Credentials:
+    """The one set of client credentials in a request (pure; nothing is checked yet)."""
+    basic = authorization is not None
+    fields: dict[str, str] = {}
+    for name in _FORM_FIELDS:
+        values = form.get(name, ())
+        if len(values) > 1:
+            raise InvalidClient(reason="repeated_credentials", basic=basic)
+        if values and values[0]:
+            fields[name] = values[0]
+    methods = [m for m, present in (("client_secret_basic", basic),
+                                    ("client_secret_post", "client_secret" in fields),
+                                    ("private_key_jwt", "client_assertion" in fields)) if present]
+    if len(methods) != 1:
+        reason = "no_client_authentication" if not methods else "multiple_client_authentication"
+        raise InvalidClient(reason=reason, basic=basic)
+    if basic:
+        client_id, secret = _parse_basic(authorization or "")
+        if "client_id" in fields and fields["client_id"] != client_id:
+            raise InvalidClient(reason="client_id_mismatch", basic=True)
+        return Credentials(client_id, secret, "client_secret_basic")
+    if methods[0] == "private_key_jwt":
+        raise InvalidClient(reason="unsupported_auth_method")
+    if "client_id" not in fields:
+        raise InvalidClient(reason="no_client_id")
+    return Credentials(fields["client_id"], fields["client_secret"], "client_secret_post")
+
+
+def _parse_basic(header: str) -> tuple[str, str]:
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic" or not value.strip():
+        raise InvalidClient(reason="bad_authorization_header", basic=True)
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError) as e:
+        raise InvalidClient(reason="bad_basic_encoding", basic=True) from e
+    raw_id, sep, raw_secret = decoded.partition(":")
+    if not sep:
+        raise InvalidClient(reason="bad_basic_encoding", basic=True)
+    try:
+        client_id = unquote_plus(raw_id, errors="strict")
+        secret = unquote_plus(raw_secret, errors="strict")
+    except UnicodeDecodeError as e:
+        raise InvalidClient(reason="bad_basic_encoding", basic=True) from e
+    if not client_id:
+        raise InvalidClient(reason="no_client_id", basic=True)
+    return client_id, secret
+
+
+def secret_matches(presented: str, configured: str) -> bool:
+    """Constant-time comparison with a plain or `sha256:<hex>` configured secret."""
+    if configured.startswith("sha256:"):
+        digest = hashlib.sha256(presented.encode("utf-8")).hexdigest()
+        return hmac.compare_digest(digest.encode(), configured[7:].strip().lower().encode())
+    return hmac.compare_digest(presented.encode("utf-8"), configured.encode("utf-8"))
+
+
+def authenticate(settings: Settings, creds: Credentials) -> ClientSettings:
+    """The authenticated client, else `InvalidClient` (same work for unknown clients)."""
+    client = settings.client(creds.client_id)
+    configured = client.client_secret.reveal() if client is not None else ""
+    ok = secret_matches(creds.secret, configured or _DUMMY_SECRET)
+    if client is None or not configured or not ok:
+        reason = "unknown_client" if client is None else "bad_secret"
+        raise InvalidClient(reason=reason, basic=creds.basic, detail=f"client_id={creds.client_id[:64]}")
+    return client

@@ -1,0 +1,61 @@
+"""The `refresh_token` grant: rotate the family's token and issue a fresh access token.
+
+The policy is evaluated again (the client's configuration may have narrowed since), a
+requested `scope` must lie within the family's scope, and the access token never outlives the
+family (whose absolute expiry is min(refresh_token_ttl, the original subject token's exp)).
+Every failure of the refresh token itself is `invalid_grant`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.errors import InvalidGrant, InvalidScope
+from service.grants import policy
+from service.grants.base import ACCESS_TOKEN_TYPE, REFRESH_TOKEN, TokenRequest, TokenResponse, scope_for_response
+from service.grants.repos import RefreshTokens
+from service.grants.token_exchange import mint_access_token
+
+
+class RefreshTokenGrant:
+    GRANT_TYPE = REFRESH_TOKEN
+
+    def __init__(self, *, issuer: Any, refresh_tokens: RefreshTokens) -> None:
+        self._issuer = issuer
+        self._refresh = refresh_tokens
+
+    async def handle(self, req: TokenRequest, *, now: float) -> TokenResponse:
+        trace = req.trace
+        token = req.require("refresh_token")
+        requested_scopes = req.requested_scopes()
+        trace.requested_token_type = ACCESS_TOKEN_TYPE
+        if not req.client.refresh_tokens:
+            raise InvalidGrant(reason="refresh_tokens_disabled")
+        current = await self._refresh.lookup(token, now=now)
+        if current is not None and current.client_id == req.client.client_id:
+            # check the policy before consuming the token
+            grant = current.grant
+            trace.issuer, trace.audience = grant.get("issuer", ""), tuple(grant["aud"])
+            family_scopes = frozenset(grant["scope"])
+            if requested_scopes is not None and not set(requested_scopes) <= family_scopes:
+                raise InvalidScope(reason="scope_beyond_grant")
+            decision = policy.enforce(policy.evaluate(policy.PolicyInput(
+                req.client, self.GRANT_TYPE, grant.get("issuer", ""), tuple(grant["aud"]),
+                requested_scopes, family_scopes)))
+            trace.rule = decision.rule
+        rg, successor = await self._refresh.rotate(token, client_id=req.client.client_id, now=now)
+        grant = rg.grant
+        scopes = tuple(requested_scopes) if requested_scopes is not None else tuple(grant["scope"])
+        remaining = rg.exp - now
+        if remaining < 1:
+            raise InvalidGrant(reason="refresh_family_expired")
+        ttl = min(req.client.access_token_ttl, remaining)
+        extra = {"tid": grant.get("tid"), "oid": grant.get("oid")}
+        issued = mint_access_token(self._issuer, sub=grant["sub"], audiences=tuple(grant["aud"]),
+                                   client_id=req.client.client_id, scopes=scopes, extra=extra, ttl=ttl,
+                                   now=now)
+        trace.jti, trace.issued_token_type = issued.jti, ACCESS_TOKEN_TYPE
+        return TokenResponse(access_token=issued.token, issued_token_type=ACCESS_TOKEN_TYPE,
+                             expires_in=issued.expires_in, scope=scope_for_response(requested_scopes, scopes),
+                             refresh_token=successor)
+

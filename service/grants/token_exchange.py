@@ -1,0 +1,118 @@
+"""RFC 8693 token exchange: a subject token in, exactly the token the policy allows out.
+
+Steps: parameters → routing by the unverified issuer → policy on what is known without the
+subject (issuer allowed, targets, client scopes) → subject validation → full policy with the
+subject's scopes → single-use commit (replay_check) → mint. The issued token's `aud` is
+exactly the requested targets, its scope never exceeds subject ∩ client, and its lifetime is
+min(client TTL, the subject's remaining lifetime).
+
+Delegation (`actor_token`) is refused for now in `_actor`; issue 9 replaces that seam.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from service.digest import short_hash
+from service.errors import InvalidRequest
+from service.grants import policy
+from service.grants.base import (
+    ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE, TokenRequest, TokenResponse, scope_for_response,
+)
+from service.grants.repos import RefreshTokens
+from service.grants.subject_tokens import Subject, SubjectTokens
+from service.settings import Settings
+
+REQUESTED_TOKEN_TYPES = (ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE)
+
+
+@dataclass(frozen=True)
+class Issued:
+    token: str
+    jti: str
+    expires_in: int
+
+
+async def resolve_subject(subject: Subject) -> str:
+    """The `sub` of our token. Seam for account linking (issue 9): today the derived local id."""
+    return subject.local_id()
+
+
+def mint_access_token(issuer: Any, *, sub: str, audiences: tuple[str, ...], client_id: str,
+                      scopes: tuple[str, ...], extra: dict[str, Any], ttl: float, now: float) -> Issued:
+    claims: dict[str, Any] = {"sub": sub, "aud": audiences[0] if len(audiences) == 1 else list(audiences),
+                              "client_id": client_id}
+    if scopes:
+        claims["scope"] = " ".join(scopes)
+    claims.update({k: v for k, v in extra.items() if v is not None})
+    minted = issuer.mint(claims, now=now, ttl=ttl)
+    return Issued(minted.token, minted.jti, max(1, minted.exp - math.floor(now)))
+
+
+class TokenExchangeGrant:
+    GRANT_TYPE = TOKEN_EXCHANGE
+
+    def __init__(self, settings: Settings, *, subjects: SubjectTokens, issuer: Any,
+                 refresh_tokens: RefreshTokens) -> None:
+        self._settings = settings
+        self._subjects = subjects
+        self._issuer = issuer
+        self._refresh = refresh_tokens
+
+    async def handle(self, req: TokenRequest, *, now: float) -> TokenResponse:
+        trace = req.trace
+        subject_token = req.require("subject_token")
+        subject_type = req.require("subject_token_type")
+        self._actor(req)
+        requested_type = req.get("requested_token_type") or ACCESS_TOKEN_TYPE
+        trace.requested_token_type = requested_type
+        if requested_type not in REQUESTED_TOKEN_TYPES:
+            raise InvalidRequest("The requested_token_type is not supported.", reason="unsupported_requested_type")
+        targets = req.targets
+        trace.audience = targets
+        requested_scopes = req.requested_scopes()
+
+        issuer_name = self._subjects.route(subject_token, subject_type)
+        trace.issuer = issuer_name
+        inp = policy.PolicyInput(req.client, self.GRANT_TYPE, issuer_name, targets, requested_scopes)
+        trace.rule = policy.enforce(policy.evaluate(inp)).rule
+
+        subject = await self._subjects.validate(subject_token, issuer_name, client_id=req.client.client_id,
+                                                now=now)
+        trace.subject_hash = short_hash(f"{subject.iss}|{subject.external_id}")
+        decision = policy.enforce(policy.evaluate(
+            policy.PolicyInput(req.client, self.GRANT_TYPE, issuer_name, targets, requested_scopes,
+                               subject.scopes)))
+        trace.rule = decision.rule
+        remaining = subject.exp - now
+        if remaining < 1:
+            raise InvalidRequest("The subject token is not acceptable.", reason="subject_expired")
+        await self._subjects.commit(subject)
+
+        sub = await resolve_subject(subject)
+        extra = {"tid": subject.tid, "oid": subject.oid}
+        ttl = min(req.client.access_token_ttl, remaining)
+        issued = mint_access_token(self._issuer, sub=sub, audiences=targets, client_id=req.client.client_id,
+                                   scopes=decision.scopes, extra=extra, ttl=ttl, now=now)
+        trace.jti, trace.issued_token_type = issued.jti, requested_type
+        refresh = None
+        if req.client.refresh_tokens and "refresh_token" in req.client.grant_types:
+            family_exp = min(math.floor(now) + self._settings.issuer.refresh_token_ttl, subject.exp)
+            grant = {"sub": sub, "aud": list(targets), "scope": list(decision.scopes), "issuer": issuer_name,
+                     **{k: v for k, v in extra.items() if v is not None}}
+            refresh = await self._refresh.create_family(req.client.client_id, grant, exp=family_exp, now=now)
+        return TokenResponse(access_token=issued.token, issued_token_type=requested_type,
+                             expires_in=issued.expires_in,
+                             scope=scope_for_response(requested_scopes, decision.scopes),
+                             refresh_token=refresh)
+
+    def _actor(self, req: TokenRequest) -> None:
+        """actor_token ⇔ actor_token_type; delegation itself arrives with issue 9."""
+        has_token, has_type = req.get("actor_token") is not None, req.get("actor_token_type") is not None
+        if has_token != has_type:
+            raise InvalidRequest("actor_token and actor_token_type must be sent together.",
+                                 reason="actor_token_type_mismatch")
+        if has_token:
+            raise InvalidRequest("Delegation is not supported.", reason="delegation_not_supported")

@@ -1,0 +1,52 @@
+"""Read a form-encoded POST body safely (token, introspection and revocation endpoints).
+
+Content-Type must be `application/x-www-form-urlencoded` (charset, if any, UTF-8); the body is
+capped; it is parsed with blank values kept so repeated keys are detected by the caller; bytes
+that are not UTF-8 (raw or percent-encoded) are `invalid_request`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from ..errors import InvalidRequest, PayloadTooLarge
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_FORM_BYTES = 64 * 1024
+MAX_FIELDS = 64
+
+
+async def read_form(request: web.Request, *, max_bytes: int = MAX_FORM_BYTES) -> dict[str, list[str]]:
+    if request.content_type != FORM_TYPE:
+        raise InvalidRequest("The body must be application/x-www-form-urlencoded.", reason="content_type")
+    charset = request.charset
+    if charset and charset.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        raise InvalidRequest("The body must be UTF-8.", reason="charset")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge(reason="form_too_large")
+    raw = await request.content.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(reason="form_too_large")
+    try:
+        text = raw.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, encoding="utf-8",
+                          errors="strict", max_num_fields=MAX_FIELDS)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise InvalidRequest("The form body is malformed.", reason="form_encoding") from e
+    form: dict[str, list[str]] = {}
+    for name, value in pairs:
+        if any(ord(c) < 0x20 and c not in "\t" for c in name):
+            raise InvalidRequest("The form body is malformed.", reason="form_encoding")
+        form.setdefault(name, []).append(value)
+    return form
+
+
+def single(form: Mapping[str, Sequence[str]], name: str) -> str | None:
+    """A single-valued parameter: None when absent or empty; repeated → invalid_request."""
+    values = form.get(name, ())
+    if len(values) > 1:
+        raise InvalidRequest(f"The parameter {name} is repeated.", reason="repeated_parameter")
+    return values[0] if values and values[0] else None

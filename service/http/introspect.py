@@ -1,0 +1,52 @@
+"""`POST /oauth2/introspect` (RFC 7662): any authenticated client may ask; details only to the
+token's client or a client in its `aud`, everyone else gets `{"active": false}`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..errors import InvalidRequest
+from ..grants import client_auth
+from ..typedefs import CLOCK, GRANTS, SETTINGS
+from .forms import read_form, single
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+async def authenticated_token(request: web.Request) -> tuple[str, str]:
+    """(client_id, token) of an introspection/revocation request."""
+    form = await read_form(request)
+    creds = client_auth.extract(request.headers.get("Authorization"), form)
+    client = client_auth.authenticate(request.app[SETTINGS], creds)
+    token = single(form, "token")
+    single(form, "token_type_hint")   # a hint only, but still single-valued
+    if token is None:
+        raise InvalidRequest("The parameter token is required.", reason="missing_token")
+    return client.client_id, token
+
+
+async def introspect(request: web.Request) -> web.Response:
+    client_id, token = await authenticated_token(request)
+    body = await request.app[GRANTS].introspector.introspect(token, client_id=client_id,
+                                                             now=request.app[CLOCK]())
+    return web.json_response(body, headers=NO_STORE)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/oauth2/introspect", introspect, name="oauth2_introspect")
+
+
+_FORM = {"application/x-www-form-urlencoded": {"schema": {"type": "object", "required": ["token"], "properties": {
+    "token": {"type": "string"}, "token_type_hint": {"type": "string"}}}}}
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+
+OPENAPI = {
+    "/oauth2/introspect": {"post": {
+        "summary": "RFC 7662 token introspection", "tags": ["oauth2"], "security": [{"clientBasic": []}, {}],
+        "requestBody": {"required": True, "content": _FORM},
+        "responses": {"200": {"description": "{active: false} or the token's claims", "content": {
+            "application/json": {"schema": {"type": "object", "required": ["active"],
+                                            "properties": {"active": {"type": "boolean"}}}}}},
+                      "400": {"description": "invalid_request", "content": _ERROR},
+                      "401": {"description": "invalid_client", "content": _ERROR}}}},
+}
