@@ -30,7 +30,7 @@ from ..validation.entra import EntraPrincipal
 from ..validation.jwt_checks import MAX_TOKEN_BYTES
 
 log = get_logger("tokenbroker.auth")
-PRINCIPAL_KEY = "entra_principal"
+PRINCIPAL_KEY: web.RequestKey[EntraPrincipal] = web.RequestKey("entra_principal", EntraPrincipal)
 _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 

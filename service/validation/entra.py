@@ -82,6 +82,7 @@ class _Verified:
     version: str
     tid: str
     app_id: str
+    kid: str
     exp: int
     until: float
 
@@ -153,7 +154,7 @@ class EntraValidator:
                                 allowed_apps=allowed_apps, allow_app_only=allow_app_only)
         except TokenValidationError as exc:
             exc.context = log_context(jws) if verified is None else {
-                "tid": verified.tid, "app_id": verified.app_id,
+                "kid": verified.kid, "tid": verified.tid, "app_id": verified.app_id,
                 "oid": str(verified.claims.get("oid", ""))}
             raise
 
@@ -201,7 +202,8 @@ class EntraValidator:
         str_claim(claims, "scp")
         str_list_claim(claims, "roles")
         app_id = str_claim(claims, "azp" if version == V2 else "appid", required=True)
-        return _Verified(MappingProxyType(dict(claims)), version, tid, app_id, int(exp or 0),
+        kid = str(jws.header.get("kid", ""))
+        return _Verified(MappingProxyType(dict(claims)), version, tid, app_id, kid, int(exp or 0),
                          until=min(float(exp), now + self._cache_ttl))
 
     async def _discovery(self, version: str) -> tuple[str, str]:

@@ -12,6 +12,7 @@ import json
 import ssl
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,8 +46,8 @@ def broker_settings(emu, tmp_path, **overrides: Any) -> Settings:
 
 @pytest.fixture(name="broker_for")
 def _broker_for(aiohttp_client, entra, tmp_path):
-    async def make(**overrides: Any):
-        return await aiohttp_client(create_app(broker_settings(entra, tmp_path, **overrides)))
+    async def make(*, clock: Callable[[], float] = time.time, **overrides: Any):
+        return await aiohttp_client(create_app(broker_settings(entra, tmp_path, **overrides), clock=clock))
     return make
 
 
