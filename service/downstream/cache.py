@@ -1,0 +1,104 @@
+"""A small async single-flight TTL cache (bounded LRU), for exchanged downstream tokens.
+
+    cache = SingleFlightCache("acs_teams", metrics=metrics, max_entries=10_000)
+    value = await cache.get_or_create(key, factory, ttl_fn)
+
+- Keys are strings — use a hash of the token (`digest.sha256_hex`), never the token itself.
+- Concurrent calls for the same key share ONE `factory()` call ("coalesced"); the factory
+  runs in its own task, so one caller giving up (cancelled) does not fail the others.
+- `ttl_fn(value)` gives the seconds to keep the value; `<= 0` means "do not cache" (the
+  call is still single-flight). Failures are never cached: the next call tries again.
+- At most `max_entries` values: expired ones go first, then the least recently used.
+- `cache_events_total{cache,event}`: hit | miss | coalesced | evicted.
+
+Framework-free: used by the ACS Teams exchange and reusable for Entra OBO results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+V = TypeVar("V")
+
+
+class SingleFlightCache(Generic[V]):
+    def __init__(self, name: str, *, max_entries: int = 10_000, metrics: Any = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.name = name
+        self._max = max_entries
+        self._metrics = metrics
+        self._clock = clock
+        self._values: OrderedDict[str, tuple[V, float]] = OrderedDict()
+        self._inflight: dict[str, asyncio.Task[V]] = {}
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def _count(self, event: str, n: int = 1) -> None:
+        if self._metrics is not None and n:
+            self._metrics.cache_events_total.labels(cache=self.name, event=event).inc(n)
+
+    def get(self, key: str) -> V | None:
+        """The live cached value, or None (no factory call, no metrics)."""
+        entry = self._values.get(key)
+        if entry is None or entry[1] <= self._clock():
+            return None
+        return entry[0]
+
+    def invalidate(self, key: str) -> None:
+        self._values.pop(key, None)
+
+    async def get_or_create(self, key: str, factory: Callable[[], Awaitable[V]],
+                            ttl_fn: Callable[[V], float]) -> V:
+        entry = self._values.get(key)
+        if entry is not None:
+            if entry[1] > self._clock():
+                self._values.move_to_end(key)
+                self._count("hit")
+                return entry[0]
+            del self._values[key]
+            self._count("evicted")
+        task = self._inflight.get(key)
+        if task is not None:
+            self._count("coalesced")
+        else:
+            self._count("miss")
+            task = asyncio.ensure_future(self._run(key, factory, ttl_fn))
+            self._inflight[key] = task
+            task.add_done_callback(lambda t, k=key: self._done(k, t))
+        # shield: a cancelled caller must not cancel the shared call of the others
+        return await asyncio.shield(task)
+
+    async def _run(self, key: str, factory: Callable[[], Awaitable[V]],
+                   ttl_fn: Callable[[V], float]) -> V:
+        value = await factory()
+        ttl = ttl_fn(value)
+        if ttl > 0:
+            self._store(key, value, self._clock() + ttl)
+        return value
+
+    def _done(self, key: str, task: asyncio.Task[V]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter may have gone away
+
+    def _store(self, key: str, value: V, expires_at: float) -> None:
+        self._values[key] = (value, expires_at)
+        self._values.move_to_end(key)
+        if len(self._values) <= self._max:
+            return
+        now = self._clock()
+        expired = [k for k, (_, exp) in self._values.items() if exp <= now]
+        for k in expired:
+            del self._values[k]
+        self._count("evicted", len(expired))
+        while len(self._values) > self._max:
+            self._values.popitem(last=False)
+            self._count("evicted")
