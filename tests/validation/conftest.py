@@ -46,8 +46,10 @@ def broker_settings(emu, tmp_path, **overrides: Any) -> Settings:
 
 @pytest.fixture(name="broker_for")
 def _broker_for(aiohttp_client, entra, tmp_path):
-    async def make(*, clock: Callable[[], float] = time.time, **overrides: Any):
-        return await aiohttp_client(create_app(broker_settings(entra, tmp_path, **overrides), clock=clock))
+    async def make(*, clock: Callable[[], float] = time.time, app_overrides: dict | None = None,
+                   **overrides: Any):
+        settings = broker_settings(entra, tmp_path, **overrides)
+        return await aiohttp_client(create_app(settings, clock=clock, overrides=app_overrides))
     return make
 
 
