@@ -82,7 +82,7 @@ async def mint(request: web.Request) -> web.Response:
     scopes = body.get("scopes")
     if isinstance(scopes, str):
         scopes = scopes.split()
-    if scopes is None:
+    if scopes is None or scopes == [".default"]:
         scopes = list(resource.scopes)
     roles = body.get("roles")
     if roles is None and user is None:

@@ -53,3 +53,11 @@ WORKSPACE_CLIENT_ID = "6f62eff1-7cfb-4d9d-a62d-bbcf6df67d93"
 WORKSPACE_APP_ID_URI = f"api://{WORKSPACE_CLIENT_ID}"
 WORKSPACE_SCOPE = f"{WORKSPACE_APP_ID_URI}/user_impersonation"
 WORKSPACE_APP_ROLE = "Workspace.Read.All"
+
+# Microsoft Graph (first-party; v1 tokens). Bare scopes such as "User.Read" mean Graph.
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+GRAPH_APP_ID_URI = "https://graph.microsoft.com"
+
+# The ACS data plane resource (Entra bearer auth to ACS). The app id is emulator-chosen.
+ACS_DATA_PLANE_APP_ID = "90ca7354-b4d8-457a-8d12-dd2765f71258"
+ACS_DATA_PLANE_APP_ID_URI = "https://communication.azure.com"

@@ -13,6 +13,7 @@ from .model import App
 from .state import EmulatorState
 
 OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
+GRAPH = "https://graph.microsoft.com"
 
 
 @dataclass
@@ -21,12 +22,16 @@ class ScopeRequest:
     prefix: str = ""                # how the resource was named (client id or App ID URI)
     names: list[str] = field(default_factory=list)   # short names; [".default"] for /.default
     oidc: set[str] = field(default_factory=set)
+    bare: bool = False              # Graph scopes asked for without a resource ("User.Read")
 
     @property
     def is_default(self) -> bool:
         return self.names == [".default"]
 
     def full_names(self, short: list[str]) -> list[str]:
+        """What the response's `scope` lists: full names, except for bare Graph scopes (as Entra)."""
+        if self.bare:
+            return list(short) + sorted(self.oidc - {"offline_access"})
         return [f"{self.prefix}/{s}" for s in short]
 
     @property
@@ -45,8 +50,11 @@ def parse_scopes(state: EmulatorState, scope: str | None, *, required: bool = Tr
             req.oidc.add(item.lower())
             continue
         if "/" not in item:
-            raise EntraError(70011, f"The provided value for the input parameter 'scope' is not valid. "
-                                    f"The scope {item} is not valid.")
+            if state.app(GRAPH) is None:
+                raise EntraError(70011, f"The provided value for the input parameter 'scope' is not valid. "
+                                        f"The scope {item} is not valid.")
+            req.bare = True
+            item = f"{GRAPH}/{item}"
         prefix, name = item.rsplit("/", 1)
         app = state.app(prefix)
         if app is None:

@@ -187,3 +187,22 @@ def test_a_user_of_the_partner_tenant_gets_a_token_in_that_tenant(entra):
     claims = jwt.decode(result["access_token"], options={"verify_signature": False})
     assert claims["tid"] == demo.PARTNER_TENANT_ID
     assert claims["iss"] == f"{entra.url}/{demo.PARTNER_TENANT_ID}/v2.0"
+
+
+def test_bare_graph_scopes_give_a_v1_graph_token_and_short_scope_names(entra):
+    app = _confidential(entra)
+    flow = app.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT, login_hint="bob")
+    result = app.acquire_token_by_auth_code_flow(
+        flow, _redirect_params(entra.http().get(flow["auth_uri"], allow_redirects=False, timeout=10)))
+    claims = jwt.decode(result["access_token"], options={"verify_signature": False})
+    assert claims["aud"] == demo.GRAPH_APP_ID_URI and claims["ver"] == "1.0" and claims["scp"] == "User.Read"
+    assert "User.Read" in result["scope"].split()
+    assert app.acquire_token_silent(["User.Read"], account=app.get_accounts()[0])["access_token"] == \
+        result["access_token"]
+
+
+def test_an_unknown_client_gets_an_error_page(entra):
+    resp = entra.http().get(f"{entra.url}/{demo.TENANT_ID}/oauth2/v2.0/authorize", timeout=10,
+                            params={"client_id": "00000000-0000-0000-0000-0000000000aa", "response_type": "code",
+                                    "redirect_uri": REDIRECT, "scope": "openid"}, allow_redirects=False)
+    assert resp.status_code == 400 and "AADSTS700016" in resp.text
