@@ -31,6 +31,7 @@ from .typedefs import (
     JWKS,
     KEYRING,
     METRICS,
+    OBO_CLIENT,
     OVERRIDES,
     READY_CHECKS,
     RELOAD_HOOKS,
@@ -43,6 +44,8 @@ from .errors import ConfigurationError
 from .issuing import Keyring, TokenIssuer
 from .storage import open_store
 from .grants import TokenService
+from .downstream.entra_credentials import load_broker_credential
+from .downstream.entra_obo import EntraOboClient
 from .validation import EntraValidator, JwksCache
 from .validation.trusted_issuers import TrustedIssuerValidator
 
@@ -146,6 +149,17 @@ async def _grants(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _obo_client(app: web.Application) -> AsyncIterator[None]:
+    """Entra On-Behalf-Of for the [obo.<name>] downstreams (the certificate is read in a thread)."""
+    settings = app[SETTINGS]
+    if settings.entra is not None and settings.obo:
+        credential = app[OVERRIDES].get("broker_credential") or await asyncio.to_thread(
+            load_broker_credential, settings.entra)
+        app[OBO_CLIENT] = EntraOboClient(settings.entra, settings.obo, app[HTTP], credential,
+                                         metrics=app[METRICS], clock=app[CLOCK])
+    yield
+
+
 def create_app(settings: Settings, *, overrides: Mapping[str, Any] | None = None,
                clock: Clock = time.time) -> web.Application:
     app = web.Application(middlewares=MIDDLEWARES, handler_args=HANDLER_ARGS,
@@ -166,5 +180,6 @@ def create_app(settings: Settings, *, overrides: Mapping[str, Any] | None = None
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_issuing)
     app.cleanup_ctx.append(_grants)
+    app.cleanup_ctx.append(_obo_client)
     setup_routes(app)
     return app

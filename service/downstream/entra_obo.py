@@ -1,0 +1,183 @@
+"""Entra ID On-Behalf-Of: a user's token for the broker → a token for a downstream API.
+
+This is Entra's `urn:ietf:params:oauth:grant-type:jwt-bearer` call with
+`requested_token_use=on_behalf_of` (RFC 7523 style), NOT RFC 8693 token exchange; our own
+RFC 8693 endpoint lives in `grants/`.
+
+One `OnBehalfOfCredential` (azure-identity aio, truly async) per Entra call, in the
+assertion's own tenant (`tid`), over the app's shared aiohttp session (its CA bundle and
+pool), with azure-core retries off; `retry.call_with_deadline` retries transient failures
+within `entra.timeout`. azure-identity's own OBO cache lives in each credential instance, so
+the results are cached here instead: keyed by (assertion hash, tenant, downstream scopes),
+single-flight, refreshed `REFRESH_MARGIN` seconds before expiry and never kept past the
+assertion's own `exp`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+from azure.core.exceptions import AzureError
+from azure.identity.aio import OnBehalfOfCredential
+
+from ..digest import short_hash
+from ..errors import BrokerError, DownstreamError
+from ..logs import audit, current_request_id, get_logger
+from ..settings import EntraSettings, OboSettings
+from .cache import SingleFlightCache
+from .entra_credentials import BrokerCredential, CredentialUnavailable, pipeline_kwargs
+from .entra_errors import EntraFailure, classify, parse_failure, timed_out, translate
+from .retry import DeadlineExceeded, call_with_deadline
+
+log = get_logger("tokenbroker.downstream.entra_obo")
+
+REFRESH_MARGIN = 300        # refresh a cached token this many seconds before it expires
+MAX_ENTRIES = 10_000
+
+
+@dataclass(frozen=True)
+class OboToken:
+    access_token: str = field(repr=False)
+    expires_on: int            # epoch seconds, as granted by Entra
+    scope: str
+
+
+@dataclass(frozen=True)
+class OboCaller:
+    """Who asks (for the audit event and the Entra tenant); no token in here."""
+    tid: str
+    oid: str
+    app_id: str
+    token_hash: str            # sha256 hex of the incoming assertion
+    assertion_exp: int
+
+
+class _Outcome:
+    """Collects what one exchange learned, for the audit event."""
+
+    def __init__(self) -> None:
+        self.called = False
+        self.failure: EntraFailure | None = None
+
+
+class EntraOboClient:
+    def __init__(self, entra: EntraSettings, downstreams: Mapping[str, OboSettings],
+                 session: aiohttp.ClientSession, credential: BrokerCredential, *, metrics=None,
+                 clock: Callable[[], float] = time.time, max_entries: int = MAX_ENTRIES) -> None:
+        self._entra = entra
+        self._downstreams = dict(downstreams)
+        self._session = session
+        self._credential = credential
+        self._metrics = metrics
+        self._clock = clock
+        self._cache: SingleFlightCache[OboToken] = SingleFlightCache(
+            "obo", max_entries=max_entries, metrics=metrics, clock=clock)
+
+    def downstream(self, name: str) -> OboSettings | None:
+        return self._downstreams.get(name)
+
+    async def exchange(self, downstream: OboSettings, assertion: str, caller: OboCaller) -> OboToken:
+        """A token for `downstream` on behalf of the assertion's user, cached when possible."""
+        scopes = tuple(downstream.scopes)
+        key = f"{caller.token_hash}|{caller.tid}|{' '.join(scopes)}"
+        outcome = _Outcome()
+        started = time.perf_counter()
+        hit = self._cache.get(key) is not None
+
+        async def factory() -> OboToken:
+            outcome.called = True
+            return await self._fetch(scopes, assertion, caller.tid, outcome)
+
+        def ttl(token: OboToken) -> float:
+            now = self._clock()
+            lifetime = token.expires_on - now
+            refresh_at = token.expires_on - min(REFRESH_MARGIN, lifetime / 2)
+            return min(refresh_at, caller.assertion_exp) - now
+
+        decision, error = "failed", None
+        try:
+            token = await self._cache.get_or_create(key, factory, ttl)
+            decision = "issued"
+            return token
+        except BrokerError as exc:
+            decision, error = "refused", exc
+            raise
+        finally:
+            failure = outcome.failure
+            if failure is None and error is not None and isinstance(error.__cause__, AzureError):
+                failure = parse_failure(error.__cause__)   # a coalesced waiter: same exception
+            audit("obo.exchange", downstream=downstream.name, tenant=caller.tid,
+                  user=short_hash(caller.oid), client_app=caller.app_id, decision=decision,
+                  reason=error.reason if error else None,
+                  status=error.status if error else (200 if decision == "issued" else None),
+                  aadsts=failure.aadsts if failure else None,
+                  correlation_id=failure.correlation_id if failure else None,
+                  cache="hit" if hit else ("miss" if outcome.called else "coalesced"),
+                  latency_ms=round((time.perf_counter() - started) * 1000, 2))
+
+    async def _fetch(self, scopes: tuple[str, ...], assertion: str, tenant: str,
+                     outcome: _Outcome) -> OboToken:
+        """One Entra exchange with retries inside the deadline; BrokerError on failure."""
+        request_id = current_request_id()
+
+        async def attempt() -> OboToken:
+            return await self._call_once(scopes, assertion, tenant, request_id)
+
+        try:
+            return await call_with_deadline(attempt, deadline=self._entra.timeout, classify=classify,
+                                            operation="entra.obo")
+        except CredentialUnavailable as exc:  # e.g. the federated token file is missing
+            log.error("obo.credentials_unreadable", credential=self._credential.kind, problem=str(exc))
+            raise DownstreamError("The broker could not authenticate to Entra ID.", status=502,
+                                  service="entra", reason="credentials_unreadable") from exc
+        except DeadlineExceeded as exc:
+            log.warning("obo.timeout", tenant=tenant, deadline=self._entra.timeout)
+            raise timed_out() from exc
+        except (AzureError, ValueError, TypeError, KeyError) as exc:
+            failure = parse_failure(exc)
+            outcome.failure = failure
+            error = translate(failure, authority=self._entra.authority, tenant=tenant)
+            if failure.credentials_refused:
+                log.error("obo.credentials_refused", tenant=tenant, client_id=self._entra.client_id,
+                          credential=self._credential.kind, aadsts=failure.aadsts, error=failure.error,
+                          correlation_id=failure.correlation_id)
+            else:
+                log.info("obo.refused", tenant=tenant, status=failure.status, error=failure.error,
+                         aadsts=failure.aadsts, correlation_id=failure.correlation_id,
+                         answer=error.status)
+            raise error from exc
+
+    async def _call_once(self, scopes: tuple[str, ...], assertion: str, tenant: str,
+                         request_id: str) -> OboToken:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            credential = OnBehalfOfCredential(
+                tenant, self._entra.client_id, user_assertion=assertion, authority=self._entra.authority,
+                **await self._credential.obo_kwargs(),
+                **pipeline_kwargs(self._session, timeout=self._entra.timeout))
+            async with credential:
+                # Entra reads `client-request-id`; azure-core's RequestIdPolicy sets x-ms-client-request-id.
+                kwargs = {"headers": {"client-request-id": request_id}, "request_id": request_id} \
+                    if request_id else {}
+                token = await credential.get_token(*scopes, **kwargs)
+            outcome = "success"
+            return OboToken(token.token, int(token.expires_on), " ".join(scopes))
+        except TimeoutError:
+            outcome = "timeout"
+            raise
+        except AzureError as exc:
+            failure = parse_failure(exc)
+            outcome = "transient" if failure.transient else "rejected"
+            raise
+        finally:
+            if self._metrics is not None:
+                self._metrics.downstream_requests_total.labels("entra", "obo", outcome).inc()
+                self._metrics.downstream_seconds.labels("entra", "obo").observe(time.perf_counter() - started)
+
+    async def close(self) -> None:
+        """Nothing to release: credentials are per call and the session belongs to the app."""
+
