@@ -12,7 +12,13 @@ from typing import Any
 
 from service.errors import InvalidGrant, InvalidScope
 from service.grants import policy
-from service.grants.base import ACCESS_TOKEN_TYPE, REFRESH_TOKEN, TokenRequest, TokenResponse, scope_for_response
+from service.grants.base import (
+    ACCESS_TOKEN_TYPE,
+    REFRESH_TOKEN,
+    TokenRequest,
+    TokenResponse,
+    scope_for_response,
+)
 from service.grants.repos import RefreshTokens
 from service.grants.token_exchange import mint_access_token
 

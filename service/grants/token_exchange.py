@@ -19,7 +19,12 @@ from service.digest import short_hash
 from service.errors import InvalidRequest
 from service.grants import policy
 from service.grants.base import (
-    ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE, TokenRequest, TokenResponse, scope_for_response,
+    ACCESS_TOKEN_TYPE,
+    JWT_TOKEN_TYPE,
+    TOKEN_EXCHANGE,
+    TokenRequest,
+    TokenResponse,
+    scope_for_response,
 )
 from service.grants.repos import RefreshTokens
 from service.grants.subject_tokens import Subject, SubjectTokens

@@ -23,7 +23,13 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from service.errors import ConfigurationError, TokenInvalid
 from service.settings import TrustedIssuer
-from service.validation.jwt_checks import check_header, check_times, int_claim, parse_compact, verify_signature
+from service.validation.jwt_checks import (
+    check_header,
+    check_times,
+    int_claim,
+    parse_compact,
+    verify_signature,
+)
 
 CLOCK_SKEW = 60
 HMAC_ALGS = frozenset({"HS256", "HS384", "HS512"})

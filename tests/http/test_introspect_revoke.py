@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from service.app import create_app
-from tests.http.token_support import basic, exchange_form, exchange_ok, make_settings, partner_token, post_token
+from tests.http.token_support import (
+    basic,
+    exchange_form,
+    exchange_ok,
+    make_settings,
+    partner_token,
+    post_token,
+)
 
 
 @pytest.fixture(name="client")

@@ -6,10 +6,19 @@ import time
 
 import jwt
 import pytest
+from structlog.testing import capture_logs
 
 from service.app import create_app
 from tests.http.token_support import (
-    ACCESS_TOKEN, JWT_TYPE, PUBLIC_URL, basic, exchange_form, exchange_ok, make_settings, partner_token,
+    ACCESS_TOKEN,
+    BASE_TOML,
+    JWT_TYPE,
+    PUBLIC_URL,
+    basic,
+    exchange_form,
+    exchange_ok,
+    make_settings,
+    partner_token,
     post_token,
 )
 
@@ -172,16 +181,14 @@ async def test_the_metadata_document_is_served_under_both_names(client):
 
 
 async def test_metadata_is_path_inserted_when_the_issuer_has_a_path(aiohttp_client, tmp_path):
-    settings = make_settings(tmp_path, base=__import__("tests.http.token_support", fromlist=["x"]).BASE_TOML
-                             .replace('public_url = "http://broker.test"', 'public_url = "https://x.test/tb"'))
+    settings = make_settings(tmp_path, base=BASE_TOML.replace('public_url = "http://broker.test"', 'public_url = "https://x.test/tb"'))
     client = await aiohttp_client(create_app(settings))
     resp = await client.get("/.well-known/oauth-authorization-server/tb")
     assert resp.status == 200
     assert (await resp.json())["issuer"] == "https://x.test/tb"
 
 
-async def test_an_exchange_is_audited_and_counted_without_the_token(client, caplog):
-    from structlog.testing import capture_logs
+async def test_an_exchange_is_audited_and_counted_without_the_token(client):
     token = partner_token()
     with capture_logs() as logs:
         await exchange_ok(client, exchange_form(token))

@@ -8,7 +8,14 @@ import pytest
 
 from service.app import create_app
 from tests.http.token_support import (
-    ACCESS_TOKEN, PARTNER_ISS, TOKEN_EXCHANGE, basic, exchange_form, exchange_ok, make_settings, partner_token,
+    ACCESS_TOKEN,
+    PARTNER_ISS,
+    TOKEN_EXCHANGE,
+    basic,
+    exchange_form,
+    exchange_ok,
+    make_settings,
+    partner_token,
     post_token,
 )
 

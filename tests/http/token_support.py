@@ -77,7 +77,7 @@ grant_types = []
 """
 
 SECRETS = {"portal": PORTAL_SECRET, "dashboard": DASHBOARD_SECRET, "reports": "reports-secret",
-           "inspector": "inspector-secret"}
+           "inspector": "inspector-secret", "federated": "federated-secret"}
 
 
 def make_settings(tmp_path: Path, extra_toml: str = "", base: str = BASE_TOML) -> Settings:
