@@ -44,6 +44,7 @@ def create_app(config: EntraConfig | str) -> web.Application:
     r.add_route("GET", "/{tenant}/oauth2/v2.0/authorize", authorize.authorize)
     r.add_route("POST", "/{tenant}/oauth2/v2.0/authorize", authorize.authorize)
     r.add_post("/{tenant}/oauth2/v2.0/token", token_endpoint.token)
+    r.add_post("/{tenant}/oauth2/token", token_endpoint.token)
     c = "/_emulator"
     r.add_get(f"{c}/state", control.get_state)
     r.add_post(f"{c}/reset", control.reset)

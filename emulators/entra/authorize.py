@@ -113,7 +113,8 @@ def _authorize(request: web.Request, state: EmulatorState, params: dict[str, str
     code = state.new_code(CodeGrant(
         client_id=app.client_id, redirect_uri=redirect_uri, scope=params.get("scope", ""), tenant=tid,
         user_oid=user.oid, nonce=params.get("nonce"), code_challenge=params.get("code_challenge"),
-        code_challenge_method=method, expires_at=state.now() + state.config.code_lifetime))
+        code_challenge_method=method, expires_at=state.now() + state.config.code_lifetime,
+        mfa=bool(params.get("claims"))))
     out = {"code": code}
     if params.get("client_info") == "1":
         out["client_info"] = client_info(user.oid, tid)

@@ -71,8 +71,8 @@ class EntraError(Exception):
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         body: dict = {
             "error": self.error,
-            "error_description": f"AADSTS{self.code}: {self.message} Trace ID: {trace_id} "
-                                 f"Correlation ID: {correlation} Timestamp: {stamp}",
+            "error_description": f"AADSTS{self.code}: {self.message}\r\nTrace ID: {trace_id}\r\n"
+                                 f"Correlation ID: {correlation}\r\nTimestamp: {stamp}",
             "error_codes": [self.code], "timestamp": stamp, "trace_id": trace_id,
             "correlation_id": correlation,
             "error_uri": f"https://login.microsoftonline.com/error?code={self.code}",

@@ -56,7 +56,8 @@ async def authorization_code(state: EmulatorState, form: dict, client: App, acr:
     grant.redeemed = True
     req = parse_scopes(state, grant.scope)
     return user_token_response(state, tenant=grant.tenant, client=client, acr=acr,
-                               user=_user(state, grant.user_oid), req=req, form=form, nonce=grant.nonce)
+                               user=_user(state, grant.user_oid), req=req, form=form, nonce=grant.nonce,
+                               mfa=grant.mfa)
 
 
 async def refresh_token(state: EmulatorState, form: dict, client: App, acr: str) -> dict:
@@ -74,7 +75,7 @@ async def refresh_token(state: EmulatorState, form: dict, client: App, acr: str)
     check_consent(state, req, grant.tenant, user, client)
     del state.refresh_tokens[token]   # rotation: the old refresh token is spent
     return user_token_response(state, tenant=grant.tenant, client=client, acr=acr, user=user, req=req,
-                               form=form, family=grant.family)
+                               form=form, family=grant.family, mfa=grant.mfa)
 
 
 async def client_credentials(state: EmulatorState, form: dict, client: App, acr: str, tenant: str) -> dict:

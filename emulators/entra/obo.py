@@ -4,7 +4,8 @@ TEST ONLY.
 The assertion must be one of this emulator's user access tokens, unexpired, whose `aud` is the
 calling app (client id or App ID URI). The new token is issued in the assertion's tenant for the
 same user. Conditional access: when the target resource or the user is flagged `mfa_required`,
-the answer is AADSTS50079 with a claims challenge, unless the assertion's `amr` has `mfa`.
+the answer is AADSTS50079 with a claims challenge, unless the assertion's `amr` has `mfa` (which
+an /authorize request carrying `claims` gives: the step-up is simulated as done).
 """
 
 from __future__ import annotations
@@ -71,4 +72,5 @@ async def on_behalf_of(state: EmulatorState, form: dict, client: App, acr: str) 
     amr = claims.get("amr") or []
     if (req.resource.mfa_required or user.mfa_required) and "mfa" not in amr:
         raise EntraError(50079, claims=mfa_claims_challenge())
-    return user_token_response(state, tenant=tenant, client=client, acr=acr, user=user, req=req, form=form)
+    return user_token_response(state, tenant=tenant, client=client, acr=acr, user=user, req=req, form=form,
+                               mfa="mfa" in amr)

@@ -44,6 +44,7 @@ class CodeGrant:
     code_challenge_method: str
     expires_at: float
     redeemed: bool = False
+    mfa: bool = False            # the sign-in answered a claims challenge (step-up done)
 
 
 @dataclass
@@ -53,6 +54,7 @@ class RefreshGrant:
     user_oid: str
     expires_at: float
     family: str = field(default_factory=lambda: str(uuid.uuid4()))
+    mfa: bool = False
 
 
 def load_seed(seed: dict | str | Path | None) -> dict:
@@ -151,9 +153,10 @@ class EmulatorState:
         return code
 
     def new_refresh_token(self, client_id: str, tenant: str, user_oid: str,
-                          family: str | None = None) -> str:
+                          family: str | None = None, mfa: bool = False) -> str:
         token = "1.emu-rt." + secrets.token_urlsafe(64)
-        grant = RefreshGrant(client_id, tenant, user_oid, self.now() + self.config.refresh_token_lifetime)
+        grant = RefreshGrant(client_id, tenant, user_oid, self.now() + self.config.refresh_token_lifetime,
+                             mfa=mfa)
         if family:
             grant.family = family
         self.refresh_tokens[token] = grant

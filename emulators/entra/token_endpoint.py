@@ -1,4 +1,5 @@
-"""`POST /{tenant}/oauth2/v2.0/token`: client authentication, then the grant. TEST ONLY."""
+"""`POST /{tenant}/oauth2/v2.0/token` (and the v1 `/{tenant}/oauth2/token`, whose `resource`
+parameter is read as `<resource>/.default`): client authentication, then the grant. TEST ONLY."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ async def token(request: web.Request) -> web.Response:
     try:
         tenant = resolve_tenant(state, request.match_info["tenant"])
         form = await read_form(request)
+        if request.path.endswith("/oauth2/token") and form.get("resource") and not form.get("scope"):
+            form["scope"] = f"{form['resource'].rstrip('/')}/.default"   # the v1 endpoint's `resource`
         grant_type = form.get("grant_type", "")
         if not grant_type:
             raise EntraError(900144, "The request body must contain the following parameter: 'grant_type'.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import jwt
 import msal
@@ -136,3 +137,56 @@ async def test_aio_on_behalf_of_credential_raises_on_consent_required(entra):
             await cred.get_token(demo.WORKSPACE_SCOPE)
     assert "AADSTS65001" in str(info.value)
     assert info.value.response.status_code == 400
+
+
+def test_sync_azure_identity_on_behalf_of_credential_caches_through_msal(entra):
+    from azure.identity import OnBehalfOfCredential as SyncOnBehalfOfCredential
+
+    cred = SyncOnBehalfOfCredential(demo.TENANT_ID, demo.BROKER_CLIENT_ID, client_secret=demo.BROKER_SECRET,
+                                    user_assertion=_user_token(entra), authority=entra.url,
+                                    disable_instance_discovery=True, connection_verify=entra.ca_bundle,
+                                    retry_total=0)
+    first = cred.get_token(demo.WORKSPACE_SCOPE)
+    second = cred.get_token(demo.WORKSPACE_SCOPE)
+    assert first.token == second.token and _claims(first.token)["oid"] == demo.ALICE_OID
+    assert len(entra.requests(requested_token_use="on_behalf_of")) == 1
+
+
+def test_an_expired_obo_access_token_is_renewed_with_the_obo_refresh_token(entra):
+    app = _broker(entra)
+    first = app.acquire_token_on_behalf_of(_user_token(entra), [demo.WORKSPACE_SCOPE])
+    for at in app.token_cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN):
+        at["expires_on"] = "0"
+    again = app.acquire_token_silent([demo.WORKSPACE_SCOPE], account=app.get_accounts()[0])
+    assert again and again["access_token"] != first["access_token"]
+    refreshes = entra.requests(grant_type="refresh_token")
+    assert len(refreshes) == 1 and refreshes[0]["client_id"] == demo.BROKER_CLIENT_ID
+
+
+def test_a_per_user_mfa_flag_is_answered_by_a_step_up_sign_in_with_claims(entra):
+    entra.set_mfa(user="alice")
+    challenge = _broker(entra).acquire_token_on_behalf_of(_user_token(entra), [demo.WORKSPACE_SCOPE])
+    assert challenge["error"] == "interaction_required"
+    # the client signs the user in again, passing the claims challenge on
+    client = msal.ConfidentialClientApplication(demo.CLIENT_ID, client_credential=demo.CLIENT_SECRET,
+                                                authority=entra.authority(), instance_discovery=False,
+                                                http_client=entra.http())
+    flow = client.initiate_auth_code_flow([demo.BROKER_SCOPE], redirect_uri="http://localhost:5000/auth/callback",
+                                          login_hint="alice", claims_challenge=challenge["claims"],
+                                          response_mode="form_post")
+    page = entra.http().get(flow["auth_uri"], allow_redirects=False, timeout=10)
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
+    stepped_up = client.acquire_token_by_auth_code_flow(flow, fields)
+    assert "mfa" in _claims(stepped_up["access_token"])["amr"]
+    bob = _broker(entra).acquire_token_on_behalf_of(_user_token(entra, "bob"), list(demo.ACS_TEAMS_SCOPES))
+    assert "access_token" in bob, bob   # the flag was Alice's only
+    result = _broker(entra).acquire_token_on_behalf_of(stepped_up["access_token"], [demo.WORKSPACE_SCOPE])
+    assert "mfa" in _claims(result["access_token"])["amr"], result
+
+
+def test_the_v1_token_endpoint_takes_a_resource_parameter(entra):
+    resp = entra.http().post(f"{entra.url}/{demo.TENANT_ID}/oauth2/token", timeout=10, data={
+        "grant_type": "client_credentials", "client_id": demo.DAEMON_CLIENT_ID, "client_secret": demo.DAEMON_SECRET,
+        "resource": demo.BROKER_APP_ID_URI})
+    assert resp.status_code == 200, resp.text
+    assert _claims(resp.json()["access_token"])["roles"] == [demo.BROKER_APP_ROLE]
