@@ -24,6 +24,8 @@ from .logs import get_logger
 from .metrics import Metrics
 from .settings import Settings
 from .typedefs import (
+    ACS_CLIENT,
+    ACS_IDENTITIES,
     CLOCK,
     ENTRA_VALIDATOR,
     GRANTS,
@@ -46,6 +48,9 @@ from .storage import open_store
 from .grants import TokenService
 from .downstream.entra_credentials import load_broker_credential
 from .downstream.entra_obo import EntraOboClient
+from .downstream.acs import AcsClient
+from .downstream.acs_identities import AcsIdentities
+from .storage.repos import AcsIdentityMap
 from .validation import EntraValidator, JwksCache
 from .validation.trusted_issuers import TrustedIssuerValidator
 
@@ -160,6 +165,25 @@ async def _obo_client(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _acs_client(app: web.Application) -> AsyncIterator[None]:
+    """One ACS Identity client on the shared session (only with [acs]), and the identity map."""
+    settings = app[SETTINGS]
+    if settings.acs is not None:
+        acs, entra = settings.acs, settings.entra
+        broker = None
+        if not acs.access_key and not acs.connection_string and entra is not None:
+            broker = app[OVERRIDES].get("broker_credential") or await asyncio.to_thread(
+                load_broker_credential, entra)
+        client = app[OVERRIDES].get("acs_client") or AcsClient.from_settings(
+            acs, entra, app[HTTP], broker=broker, metrics=app[METRICS], clock=app[CLOCK])
+        app[ACS_CLIENT] = client
+        app[ACS_IDENTITIES] = AcsIdentities(client, AcsIdentityMap(app[STORE]), metrics=app[METRICS])
+        yield
+        await client.close()
+    else:
+        yield
+
+
 def create_app(settings: Settings, *, overrides: Mapping[str, Any] | None = None,
                clock: Clock = time.time) -> web.Application:
     app = web.Application(middlewares=MIDDLEWARES, handler_args=HANDLER_ARGS,
@@ -181,5 +205,6 @@ def create_app(settings: Settings, *, overrides: Mapping[str, Any] | None = None
     app.cleanup_ctx.append(_issuing)
     app.cleanup_ctx.append(_grants)
     app.cleanup_ctx.append(_obo_client)
+    app.cleanup_ctx.append(_acs_client)
     setup_routes(app)
     return app

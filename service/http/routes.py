@@ -17,6 +17,7 @@ ROUTE_MODULES = [
     "service.http.revoke",
     "service.http.metadata",
     "service.http.api_me",
+    "service.http.api_acs",
     "service.http.api_obo",
 ]
 

@@ -1,0 +1,73 @@
+"""The local check of the `teams-user-aad-token` header, before ACS ever sees it.
+
+The Teams token is the user's Entra access token for ACS. It must be valid (signature through
+the shared JWKS cache unless `acs.verify_teams_token_signature` is off; issuer per tenant,
+expiry — the claim checks always run), for ACS (`aud` = `https://auth.msft.communication.azure.com`
+or the ACS first-party app id), carry ALL `acs.teams_scopes`, come from an app in
+`acs.allowed_teams_client_apps`, and belong to the same user as the bearer token (`oid` and
+`tid` equal). Any refusal is `invalid_teams_token` — 400 for an invalid/expired/malformed token
+or another user, 403 for a missing scope or a refused app/tenant — never a Bearer challenge,
+which would make the client refresh the wrong token.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..errors import (
+    InvalidRequest,
+    InvalidTeamsToken,
+    TokenPolicyRefused,
+    TokenScopeMissing,
+    TokenValidationError,
+)
+from ..logs import get_logger
+from ..settings import AcsSettings
+from ..typedefs import CLOCK, ENTRA_VALIDATOR, METRICS
+from ..validation.entra import EntraPrincipal
+from ..validation.jwt_checks import MAX_TOKEN_BYTES
+
+HEADER = "teams-user-aad-token"
+TEAMS_AUDIENCES = ("https://auth.msft.communication.azure.com", "1fd5118e-2576-4263-8130-9503064c837a")
+log = get_logger("tokenbroker.acs")
+
+
+def _refused(request: web.Request, reason: str, status: int, detail: str = "") -> InvalidTeamsToken:
+    request.app[METRICS].token_validation_failures_total.labels(reason=f"teams_{reason}").inc()
+    return InvalidTeamsToken(status=status, reason=reason, detail=detail)
+
+
+def teams_header(request: web.Request) -> str:
+    """The raw header value; 400 invalid_request when absent, invalid_teams_token when unusable."""
+    values = request.headers.getall(HEADER, [])
+    if not values:
+        raise InvalidRequest(f"The {HEADER} header is required.", reason="missing_teams_token")
+    if len(values) > 1:
+        raise _refused(request, "malformed", 400, "several teams-user-aad-token headers")
+    token = values[0].strip()
+    if not token:
+        raise InvalidRequest(f"The {HEADER} header is required.", reason="missing_teams_token")
+    if len(token) > MAX_TOKEN_BYTES:
+        raise _refused(request, "too_large", 400)
+    return token
+
+
+async def check_teams_token(request: web.Request, token: str, bearer: EntraPrincipal,
+                            acs: AcsSettings) -> EntraPrincipal:
+    """The validated Teams principal, or InvalidTeamsToken (DownstreamError if Entra's keys are
+    unreachable)."""
+    validator = request.app[ENTRA_VALIDATOR]
+    try:
+        teams = await validator.validate_for(
+            token, now=request.app[CLOCK](), audiences=TEAMS_AUDIENCES,
+            required_scopes=acs.teams_scopes, allowed_apps=acs.allowed_teams_client_apps,
+            allow_app_only=False, verify_signature=acs.verify_teams_token_signature)
+    except TokenScopeMissing as exc:
+        raise _refused(request, exc.reason, 403, exc.detail) from exc
+    except TokenPolicyRefused as exc:
+        raise _refused(request, exc.reason, 403, exc.detail) from exc
+    except TokenValidationError as exc:
+        raise _refused(request, exc.reason, 400, exc.detail) from exc
+    if teams.oid != bearer.oid or teams.tid.lower() != bearer.tid.lower():
+        raise _refused(request, "user_mismatch", 400, "the Teams token is another user's")
+    return teams

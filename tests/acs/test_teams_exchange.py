@@ -1,0 +1,86 @@
+"""`/api/token/teams`: the happy path against both emulators, caching and single-flight."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from structlog.testing import capture_logs
+
+from tests.acs.conftest import SPA, claims
+
+
+def _expires(body: dict) -> datetime:
+    assert body["expiresOn"].endswith("Z")
+    return datetime.fromisoformat(body["expiresOn"].replace("Z", "+00:00"))
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_teams_token_is_exchanged_for_an_acs_token(broker, tokens, acs, method):
+    teams = tokens.teams()
+    resp = await broker.request(method, "/api/token/teams", headers=tokens.headers(teams=teams))
+    body = await resp.json()
+    assert resp.status == 201, body
+    assert resp.headers["Cache-Control"] == "no-store" and resp.headers["Pragma"] == "no-cache"
+    exp = claims(teams)["exp"]
+    assert _expires(body) <= datetime.fromtimestamp(exp, UTC)
+    check = acs.check_token(body["token"])
+    assert check["valid"] and check["skypeid"] == f"orgid:{claims(teams)['oid']}"
+    [call] = acs.requests(operation="get_token_for_teams_user")
+    assert (call["status"], call["app_id"], call["oid"]) == (200, SPA, claims(teams)["oid"])
+
+
+async def test_the_request_id_reaches_acs_as_the_client_request_id(broker, tokens, acs):
+    resp = await broker.get("/api/token/teams",
+                            headers=tokens.headers(teams=tokens.teams(), **{"X-Request-Id": "req-acs-42"}))
+    assert resp.status == 201
+    assert resp.headers["X-Request-Id"] == "req-acs-42"
+    [call] = acs.requests(operation="get_token_for_teams_user")
+    assert call["client_request_id"] == "req-acs-42"
+
+
+async def test_fifty_identical_concurrent_exchanges_make_one_acs_call(broker, tokens, acs):
+    headers = tokens.headers(teams=tokens.teams())
+    acs.inject_fault("get_token_for_teams_user", delay=0.3)  # keep the first call in flight
+    responses = await asyncio.gather(*(broker.get("/api/token/teams", headers=headers) for _ in range(50)))
+    bodies = [await r.json() for r in responses]
+    assert [r.status for r in responses] == [201] * 50
+    assert len({b["token"] for b in bodies}) == 1
+    assert len(acs.requests(operation="get_token_for_teams_user")) == 1
+
+
+async def test_a_repeated_exchange_is_answered_from_the_cache(broker, tokens, acs):
+    headers = tokens.headers(teams=tokens.teams())
+    first = await (await broker.get("/api/token/teams", headers=headers)).json()
+    second = await (await broker.get("/api/token/teams", headers=headers)).json()
+    assert first == second
+    assert len(acs.requests(operation="get_token_for_teams_user")) == 1
+    other = await broker.get("/api/token/teams", headers=tokens.headers(teams=tokens.teams()))
+    assert other.status == 201
+    assert len(acs.requests(operation="get_token_for_teams_user")) == 2
+
+
+async def test_expires_on_is_never_later_than_a_short_lived_teams_token(broker, tokens, acs):
+    teams = tokens.teams(lifetime=120)
+    resp = await broker.get("/api/token/teams", headers=tokens.headers(teams=teams))
+    body = await resp.json()
+    assert resp.status == 201, body
+    assert _expires(body) <= datetime.fromtimestamp(claims(teams)["exp"], UTC)
+
+
+async def test_the_exchange_is_audited_and_counted_without_the_token(broker, tokens, acs):
+    teams = tokens.teams()
+    with capture_logs() as logs:
+        resp = await broker.get("/api/token/teams", headers=tokens.headers(teams=teams,
+                                                                           **{"X-Request-Id": "audit-1"}))
+        body = await resp.json()
+    assert resp.status == 201
+    [event] = [e for e in logs if e["event"] == "acs.teams_exchange"]
+    assert (event["decision"], event["reason"], event["client_app"]) == ("allow", "ok", SPA)
+    assert event["tid"] == claims(teams)["tid"] and len(event["user"]) == 12
+    assert event["acs_correlation_id"] == "audit-1" and event["latency_ms"] >= 0
+    assert teams not in str(logs) and body["token"] not in str(logs)
+    metrics = await (await broker.get("/metrics")).text()
+    assert ('tokenbroker_downstream_requests_total{operation="get_token_for_teams_user",outcome="ok",'
+            'service="acs"} 1.0') in metrics
