@@ -118,6 +118,11 @@ async def add_faults(request: web.Request) -> web.Response:
         raise _bad("a fault is a JSON object")
     for f in faults:
         f.setdefault("count", 1)
+        for name in ("status", "aadsts", "count", "retry_after"):
+            if f.get(name) is not None:
+                f[name] = int(f[name])        # ValueError -> 400
+        if f.get("delay") is not None:
+            f["delay"] = min(float(f["delay"]), 60.0)
     state.faults.extend(faults)
     return web.json_response({"faults": state.faults})
 

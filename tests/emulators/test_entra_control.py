@@ -141,3 +141,39 @@ def test_the_demo_constants_match_the_demo_seed(entra):
     assert users[demo.ALICE_OID]["upn"] == demo.ALICE_UPN and users[demo.BOB_OID]["upn"] == demo.BOB_UPN
     assert users[demo.CAROL_OID]["tenant"] == demo.PARTNER_TENANT_ID
     assert entra.tenant_id == demo.TENANT_ID
+
+
+@pytest.mark.parametrize("method,route,body", [
+    ("POST", "faults", {"status": "not-a-number"}),
+    ("POST", "faults", ["not an object"]),
+    ("POST", "token", {"resource": demo.BROKER_CLIENT_ID, "lifetime": "soon"}),
+    ("POST", "consents", {"client_id": demo.CLIENT_ID, "resource": demo.BROKER_CLIENT_ID, "scopes": 5}),
+    ("POST", "mfa", {}),
+    ("DELETE", "keys/unknown-kid", None),
+])
+def test_bad_control_plane_input_is_a_json_4xx(entra, method, route, body):
+    resp = entra.session.request(method, f"{entra.url}/_emulator/{route}", json=body, timeout=10)
+    assert 400 <= resp.status_code < 500
+    assert resp.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("query", [
+    {},
+    {"client_id": demo.CLIENT_ID, "response_type": "code", "redirect_uri": "http://localhost:1/auth/callback",
+     "scope": "openid", "code_challenge": "x", "code_challenge_method": "S512"},
+    {"client_id": demo.CLIENT_ID, "response_type": "token", "redirect_uri": "http://localhost:1/auth/callback",
+     "scope": "openid"},
+])
+def test_bad_authorize_requests_are_4xx_or_an_error_redirect(entra, query):
+    resp = entra.http().get(f"{entra.url}/{demo.TENANT_ID}/oauth2/v2.0/authorize", params=query, timeout=10,
+                            allow_redirects=False)
+    if resp.status_code == 302:
+        assert "error=" in resp.headers["Location"]
+    else:
+        assert resp.status_code == 400
+
+
+def test_a_non_form_token_request_is_a_json_400(entra):
+    resp = entra.http().post(f"{entra.url}/{demo.TENANT_ID}/oauth2/v2.0/token", json={"grant_type": "x"},
+                             timeout=10)
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
