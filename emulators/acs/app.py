@@ -20,7 +20,7 @@ from aiohttp import web
 from . import control, hmac_auth
 from .entra_check import BEARER_AUDIENCES, EntraKeys, EntraTokenError, verify
 from .handlers import ROUTES, BadRequest, error
-from .keys import ENTRA_KEYS, STATE
+from .keys import ENTRA_KEYS, STATE, TEAMS_CALLER, TEAMS
 from .state import API_VERSIONS, AcsConfig, AcsState
 
 log = logging.getLogger(__name__)
@@ -105,8 +105,8 @@ async def acs_pipeline(request: web.Request, handler: Handler) -> web.StreamResp
     except Exception:  # an emulator bug must still answer JSON, never a bare traceback page
         log.exception("acs_emulator.unhandled", extra={"operation": entry["operation"]})
         resp = error(500, "InternalError", "The emulator failed unexpectedly.")
-    if "teams" in request:
-        entry.update(request["teams"])
+    if TEAMS in request:
+        entry.update(request[TEAMS])
     entry["status"] = resp.status
     if client_request_id and request.headers.get("x-ms-return-client-request-id", "").lower() == "true":
         resp.headers["x-ms-client-request-id"] = client_request_id

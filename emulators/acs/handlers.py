@@ -9,7 +9,7 @@ from aiohttp import web
 
 from . import tokens
 from .entra_check import TEAMS_AUDIENCES, EntraTokenError, verify
-from .keys import ENTRA_KEYS, STATE
+from .keys import ENTRA_KEYS, STATE, TEAMS_CALLER, TEAMS
 
 TEAMS_SCOPES = ("Teams.ManageCalls", "Teams.ManageChats")
 
@@ -122,7 +122,7 @@ async def exchange_teams_token(request: web.Request) -> web.Response:
         raise BadRequest("AppIdMismatch", "appId does not match the Entra token's application.")
     if fields["userId"] != claims.get("oid"):
         raise BadRequest("UserIdMismatch", "userId does not match the Entra token's user (oid).")
-    request["teams"] = {"app_id": fields["appId"], "oid": claims.get("oid"), "tid": claims.get("tid")}
+    request[TEAMS] = {"app_id": fields["appId"], "oid": claims.get("oid"), "tid": claims.get("tid")}
     return web.json_response(tokens.issue_for_teams_user(state, str(claims["oid"]), int(claims["exp"])))
 
 
