@@ -21,8 +21,8 @@ from .config import ClientConfig
 from .identity import Identity, make_http_client
 from .pages import STATIC
 from .security import error_middleware, header_hook
-from .sessions import SessionStore
-from .typedefs import BROKER, CONFIG, IDENTITY, SESSIONS
+from .sessions import Handoffs, SessionStore
+from .typedefs import BROKER, CONFIG, HANDOFFS, IDENTITY, SESSIONS
 
 
 async def _clients(app: web.Application) -> AsyncIterator[None]:
@@ -43,6 +43,7 @@ def create_app(config: ClientConfig) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
     app[CONFIG] = config
     app[SESSIONS] = SessionStore(ttl=config.session_ttl)
+    app[HANDOFFS] = Handoffs()
     app.cleanup_ctx.append(_clients)
     app.on_response_prepare.append(header_hook(config))
     app.router.add_get("/", auth.index, name="index")

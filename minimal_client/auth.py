@@ -1,9 +1,11 @@
 """Pages and sign-in: `GET /`, `GET /login`, `GET|POST /auth/callback`, `POST /logout`.
 
-Sign-in is msal's auth code flow (PKCE S256, `state`, `nonce`) with the default
-`response_mode=query`: the callback is a top-level GET, so the `SameSite=Lax` session cookie
-comes along (a cross-site form_post would arrive without it). `POST` is accepted for
-completeness. Incremental consent (`/login?consent=teams`) is a second flow for the Teams
+Sign-in is msal's auth code flow (PKCE S256, `state`, `nonce`) with `response_mode=form_post`
+(RFC 9700 §4.3.1: the code stays out of URLs and history). That POST is cross-site and arrives
+without the `SameSite=Lax` session cookie, so its parameters are parked (`Handoffs`) and the
+browser is sent on to `GET callback?handoff=<id>`, which carries the cookie; the flow is then
+taken from that session only, so a code cannot be planted in someone else's browser (login
+CSRF). A plain `GET callback?code=...&state=...` (response_mode=query) works too. Incremental consent (`/login?consent=teams`) is a second flow for the Teams
 scopes, for the signed-in user.
 """
 
@@ -17,7 +19,7 @@ from aiohttp import web
 from . import pages
 from .security import json_error, origin_of, same_origin
 from .sessions import COOKIE_NAME, Session
-from .typedefs import CONFIG, IDENTITY, SESSIONS
+from .typedefs import CONFIG, HANDOFFS, IDENTITY, SESSIONS
 
 MAX_PENDING_FLOWS = 5
 _ERROR_FIELDS = ("error", "error_description", "error_codes", "suberror", "error_uri",
@@ -94,11 +96,16 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def callback(request: web.Request) -> web.Response:
-    store, identity = request.app[SESSIONS], request.app[IDENTITY]
+    cfg, store, identity = request.app[CONFIG], request.app[SESSIONS], request.app[IDENTITY]
     if request.method == "POST":
-        params = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
-    else:
-        params = dict(request.query)
+        posted = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        hid = request.app[HANDOFFS].park(posted)
+        return _redirect(f"{cfg.redirect_path}?handoff={hid}", 303)
+    params = dict(request.query)
+    if "handoff" in params:
+        parked = request.app[HANDOFFS].take(params["handoff"])
+        params = parked if parked is not None else {
+            "error": "sign_in_expired", "error_description": "The sign-in response expired or was used."}
     session = current_session(request)
     state = params.get("state", "")
     flow = session.flows.pop(state, None) if session is not None else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -26,15 +27,28 @@ T = TypeVar("T")
 _CURRENT_CACHE: contextvars.ContextVar[msal.TokenCache] = contextvars.ContextVar("msal_cache")
 
 
+def _current_cache() -> msal.TokenCache:
+    try:
+        return _CURRENT_CACHE.get()
+    except LookupError:
+        raise RuntimeError("msal used outside a session (no token cache bound)") from None
+
+
 class _SessionCache:
-    """Stands in for msal's TokenCache; forwards to the current session's cache."""
+    """Stands in for msal's TokenCache; forwards to the current session's cache.
+
+    msal keeps bound methods of its cache (e.g. `remove_rt`) from construction on, so methods
+    are resolved late, at call time; class-level constants (`CredentialType`) are shared."""
 
     def __getattr__(self, name: str) -> Any:
-        try:
-            cache = _CURRENT_CACHE.get()
-        except LookupError:
-            raise RuntimeError("msal used outside a session (no token cache bound)") from None
-        return getattr(cache, name)
+        attr = getattr(msal.SerializableTokenCache, name, None)
+        if inspect.isfunction(attr):
+            def late_bound(*args: Any, **kwargs: Any) -> Any:
+                return getattr(_current_cache(), name)(*args, **kwargs)
+            return late_bound
+        if attr is not None:
+            return attr
+        return getattr(_current_cache(), name)
 
 
 class _TimeoutSession(requests.Session):
@@ -96,10 +110,11 @@ class Identity:
 
     async def start_flow(self, cache: msal.TokenCache, scopes: Sequence[str], redirect_uri: str,
                          **extra: Any) -> dict[str, Any]:
-        """Auth code flow with PKCE (S256), state and nonce; `auth_uri` is where to send the user."""
+        """Auth code flow with PKCE (S256), state and nonce, answered by form_post (the code
+        never sits in a URL); `auth_uri` is where to send the user."""
         app = await self._application()
         return await self._call(cache, app.initiate_auth_code_flow, list(scopes),
-                                redirect_uri=redirect_uri, **extra)
+                                redirect_uri=redirect_uri, response_mode="form_post", **extra)
 
     async def finish_flow(self, cache: msal.TokenCache, flow: dict[str, Any],
                           auth_response: dict[str, str]) -> dict[str, Any]:

@@ -24,9 +24,9 @@ def _template(name: str) -> Template:
     return Template((TEMPLATES / name).read_text(encoding="utf-8"))
 
 
-def _fill(name: str, **values: str) -> str:
+def _fill(template: str, /, **values: str) -> str:
     """Substitute already-safe HTML fragments (callers escape plain values)."""
-    return _template(name).substitute(values)
+    return _template(template).substitute(values)
 
 
 def _cards(cfg: ClientConfig) -> str:

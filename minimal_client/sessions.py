@@ -91,3 +91,34 @@ class SessionStore:
 
     def delete(self, sid: str) -> None:
         self._items.pop(sid, None)
+
+
+class Handoffs:
+    """One-time parking of a form_post callback's parameters.
+
+    The authority's form_post arrives as a cross-site POST, which (rightly) carries no
+    `SameSite=Lax` cookie. Its parameters are parked here under a random id and the browser is
+    sent on with a 303 to `GET callback?handoff=<id>`: a top-level GET, which does carry the
+    cookie, so the flow is still checked against the browser's own session (no login CSRF)."""
+
+    def __init__(self, *, ttl: float = 120, max_items: int = 1000,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._ttl = ttl
+        self._max = max_items
+        self._clock = clock
+        self._items: OrderedDict[str, tuple[float, dict[str, str]]] = OrderedDict()
+
+    def park(self, params: dict[str, str]) -> str:
+        hid = secrets.token_urlsafe(32)
+        self._items[hid] = (self._clock() + self._ttl, params)
+        while len(self._items) > self._max:
+            self._items.popitem(last=False)
+        return hid
+
+    def take(self, hid: str | None) -> dict[str, str] | None:
+        if not hid:
+            return None
+        item = self._items.pop(hid, None)
+        if item is None or item[0] < self._clock():
+            return None
+        return item[1]
