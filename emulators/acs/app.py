@@ -20,7 +20,7 @@ from aiohttp import web
 from . import control, hmac_auth
 from .entra_check import BEARER_AUDIENCES, EntraKeys, EntraTokenError, verify
 from .handlers import ROUTES, BadRequest, error
-from .keys import ENTRA_KEYS, STATE, TEAMS_CALLER, TEAMS
+from .keys import ENTRA_KEYS, STATE, TEAMS
 from .state import API_VERSIONS, AcsConfig, AcsState
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def _entra_session(config: AcsConfig):
             if config.ca_bundle:
                 ssl_ctx.load_verify_locations(cafile=config.ca_bundle)
             session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_ctx), trust_env=False)
-        app[ENTRA_KEYS] = EntraKeys(config.entra_url, session, clock=config.clock)
+        app[ENTRA_KEYS] = EntraKeys(config.entra_url, session)
         yield
         if session is not None:
             await session.close()

@@ -18,7 +18,6 @@ import jwt
 
 BEARER_AUDIENCES = ("https://communication.azure.com", "https://communication.azure.com/")
 TEAMS_AUDIENCES = ("https://auth.msft.communication.azure.com", "1fd5118e-2576-4263-8130-9503064c837a")
-REFETCH_COOLDOWN = 5.0
 
 
 class EntraTokenError(Exception):
@@ -26,14 +25,12 @@ class EntraTokenError(Exception):
 
 
 class EntraKeys:
-    """A small JWKS cache: keys by kid, refetched (at most every few seconds) on an unknown kid."""
+    """A small JWKS cache: keys by kid, refetched when a token names an unknown kid."""
 
-    def __init__(self, entra_url: str | None, session: aiohttp.ClientSession | None, *, clock) -> None:
+    def __init__(self, entra_url: str | None, session: aiohttp.ClientSession | None) -> None:
         self._base = entra_url.rstrip("/") if entra_url else None
         self._session = session
-        self._clock = clock
         self._keys: dict[str, Any] = {}
-        self._fetched_at: dict[str, float] = {}
         self._lock = asyncio.Lock()
 
     def issuers(self, tid: str) -> tuple[str, ...]:
@@ -61,6 +58,7 @@ class EntraKeys:
                     continue
 
     async def key(self, kid: str, tid: str | None) -> Any:
+        """The public key for `kid`; an unknown kid refetches the JWKS (keys rotate; it is local)."""
         if kid in self._keys:
             return self._keys[kid]
         if self._base is None or self._session is None:
@@ -69,10 +67,6 @@ class EntraKeys:
             for url in self._urls(tid):
                 if kid in self._keys:
                     break
-                now = self._clock()
-                if now - self._fetched_at.get(url, -1e9) < REFETCH_COOLDOWN:
-                    continue
-                self._fetched_at[url] = now
                 await self._fetch(url)
         if kid not in self._keys:
             raise EntraTokenError("The token's signing key is not in the Entra JWKS.")

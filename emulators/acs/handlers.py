@@ -9,7 +9,7 @@ from aiohttp import web
 
 from . import tokens
 from .entra_check import TEAMS_AUDIENCES, EntraTokenError, verify
-from .keys import ENTRA_KEYS, STATE, TEAMS_CALLER, TEAMS
+from .keys import ENTRA_KEYS, STATE, TEAMS
 
 TEAMS_SCOPES = ("Teams.ManageCalls", "Teams.ManageChats")
 

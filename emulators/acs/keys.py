@@ -10,4 +10,3 @@ from .state import AcsState
 STATE = web.AppKey("acs_state", AcsState)
 ENTRA_KEYS = web.AppKey("acs_entra_keys", EntraKeys)
 TEAMS = web.RequestKey("acs_teams", dict)  # the Teams exchange's app/oid/tid, for the request log
-TEAMS_CALLER = web.RequestKey("acs_teams_caller", dict)   # app_id/oid/tid of a Teams exchange, for the log
