@@ -210,3 +210,28 @@ async def test_a_scope_beyond_the_client_is_invalid_scope(client):
 async def test_an_unknown_refresh_token_is_invalid_grant(client):
     resp = await post_token(client, [("grant_type", "refresh_token"), ("refresh_token", "nope")])
     await refused(resp, 400, "invalid_grant")
+
+
+# --- hostile shapes never reach a 500 -------------------------------------------------------
+
+@pytest.mark.parametrize("token", ["x" * 20000, "é.é.é", "a..b", "eyJ9.eyJ9.", "\x00"])
+async def test_hostile_subject_tokens_are_invalid_request(client, token):
+    await refused(await post_token(client, exchange_form(token)), 400, "invalid_request")
+
+
+async def test_an_oversized_form_is_refused_as_json(client):
+    resp = await post_token(client, exchange_form(partner_token(), scope="read " * 20000))
+    assert resp.status == 413
+    assert (await resp.json())["error"] == "invalid_request"
+
+
+async def test_a_get_is_method_not_allowed(client):
+    resp = await client.get("/oauth2/token")
+    assert resp.status == 405
+    assert resp.content_type == "application/json"
+
+
+async def test_our_token_presented_as_subject_by_a_client_it_does_not_name_is_refused(client):
+    issued = await exchange_ok(client, exchange_form(partner_token()))
+    resp = await post_token(client, exchange_form(issued["access_token"], audience="archive"), auth="reports")
+    await refused(resp, 400, "invalid_request")
