@@ -15,6 +15,7 @@ assertion's own `exp`.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -166,7 +167,7 @@ class EntraOboClient:
                 token = await credential.get_token(*scopes, **kwargs)
             outcome = "success"
             return OboToken(token.token, int(token.expires_on), " ".join(scopes))
-        except TimeoutError:
+        except (TimeoutError, asyncio.CancelledError):   # the deadline cancels the attempt
             outcome = "timeout"
             raise
         except AzureError as exc:

@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 
 from emulators.entra import demo
 from emulators.entra.obo import mfa_claims_challenge
-from tests.obo.conftest import JWT_BEARER, obo, obo_calls, obo_calls_async, portal_token
+from tests.obo.conftest import JWT_BEARER, obo, obo_calls, obo_calls_async, portal_token, sample
 
 
 def audit_events(logs: list[dict]) -> list[dict]:
@@ -105,6 +105,8 @@ async def test_a_lasting_entra_outage_is_a_503_with_retry_after(broker, entra):
     assert body["error"] == "temporarily_unavailable"
     assert int(resp.headers["Retry-After"]) > 0
     assert len(obo_calls(entra)) == 3                   # bounded retries
+    assert sample(broker, "downstream_requests_total", service="entra", operation="obo",
+                  outcome="transient") == 3
 
 
 async def test_throttling_longer_than_the_deadline_is_passed_on_at_once(broker, entra):
@@ -133,6 +135,7 @@ async def test_an_entra_slower_than_the_timeout_is_a_504(obo_broker, entra):
     assert body["error"] == "gateway_timeout"
     assert int(resp.headers["Retry-After"]) > 0
     assert audit_events(logs)[0]["reason"] == "timeout"
+    assert sample(broker, "downstream_requests_total", service="entra", operation="obo", outcome="timeout") == 1
 
 
 async def test_a_slow_entra_call_does_not_stall_other_requests(broker, entra):
