@@ -59,7 +59,8 @@
 
     const failed = status === null || status >= 400 || httpStatus >= 400;
     if (failed) {
-      const body = data && "broker_response" in data ? data.broker_response : data;
+      const body = data && data.broker_response != null ? data.broker_response
+        : (data && data.error != null ? data.error : data);
       const err = el("pre", "error", pretty(body));
       target.append(el("h4", null, "Error, exactly as returned"));
       target.append(err);

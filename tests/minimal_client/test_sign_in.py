@@ -105,3 +105,13 @@ async def test_logout_needs_the_csrf_token_then_forgets_the_session(client, idp)
     assert 'id="btn-login"' in html and 'id="whoami"' not in html
     after = await client.post("/action/acs-identity", headers={"X-CSRF-Token": token})
     assert after.status == 401
+
+
+async def test_the_session_cookie_is_secure_when_configured(aiohttp_client, client_config):
+    import dataclasses
+
+    from minimal_client import create_app
+    secure = await aiohttp_client(create_app(dataclasses.replace(client_config, cookie_secure=True)))
+    resp = await secure.get("/login", allow_redirects=False)
+    cookie = resp.cookies[COOKIE_NAME]
+    assert cookie["secure"] and cookie["httponly"] and cookie["samesite"] == "Lax"
