@@ -109,9 +109,11 @@ class AcsClient:
         return result.token, parse_expires_on(result.expires_on)
 
     async def exchange_teams_token_cached(self, teams_token: str, client_id: str, user_object_id: str,
-                                          *, trace: dict | None = None) -> tuple[str, datetime]:
-        """As above, cached per (token hash, app, user) and single-flight; `trace["cached"]`
-        says whether this caller reused another call's answer."""
+                                          *, not_after: float | None = None,
+                                          trace: dict | None = None) -> tuple[str, datetime]:
+        """As above, cached per (token hash, app, user) and single-flight, never past
+        `not_after` (the Teams token's `exp`); `trace["cached"]` says whether this caller
+        reused another call's answer."""
         key = f"{sha256_hex(teams_token)}:{client_id}:{user_object_id}"
         own: dict = {}
 
@@ -120,8 +122,13 @@ class AcsClient:
                                                                 trace=own)
             return token, expires_on, own.get("correlation_id")
 
-        token, expires_on, correlation = await self.teams_cache.get_or_create(
-            key, factory, lambda value: teams_cache_ttl(value[1], self._clock()))
+        def ttl(value: tuple[str, datetime, str | None]) -> float:
+            expires_on = value[1]
+            if not_after is not None:
+                expires_on = min(expires_on, datetime.fromtimestamp(not_after, UTC))
+            return teams_cache_ttl(expires_on, self._clock())
+
+        token, expires_on, correlation = await self.teams_cache.get_or_create(key, factory, ttl)
         if trace is not None:
             trace["request_id"] = own.get("request_id") or current_request_id()
             trace["cached"] = not own

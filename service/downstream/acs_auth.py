@@ -23,9 +23,9 @@ from typing import Any
 import aiohttp
 from azure.core.credentials import AzureKeyCredential
 
+from service._settings_model import parse_connection_string
 from service.errors import ConfigurationError
 from service.settings import AcsSettings, EntraSettings
-from service._settings_model import parse_connection_string
 
 from .entra_credentials import BrokerCredential, client_credential, load_broker_credential
 

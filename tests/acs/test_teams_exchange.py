@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from structlog.testing import capture_logs
 
+from service.downstream.acs import iso_utc, parse_expires_on, teams_cache_ttl
 from tests.acs.conftest import SPA, claims
 
 
@@ -84,3 +85,17 @@ async def test_the_exchange_is_audited_and_counted_without_the_token(broker, tok
     metrics = await (await broker.get("/metrics")).text()
     assert ('tokenbroker_downstream_requests_total{operation="get_token_for_teams_user",outcome="ok",'
             'service="acs"} 1.0') in metrics
+
+
+def test_acs_expiry_strings_parse_to_utc_and_render_with_seconds_and_z():
+    parsed = parse_expires_on("2026-11-23T21:39:39.3244584+00:00")
+    assert parsed == datetime(2026, 11, 23, 21, 39, 39, 324458, tzinfo=UTC)
+    assert iso_utc(parsed) == "2026-11-23T21:39:39Z"
+    assert parse_expires_on(1_700_000_000) == datetime.fromtimestamp(1_700_000_000, UTC)
+
+
+def test_exchanged_tokens_are_cached_until_shortly_before_they_expire():
+    now = 1_000_000.0
+    assert teams_cache_ttl(datetime.fromtimestamp(now + 3600, UTC), now) == 3300   # 5 min margin
+    assert teams_cache_ttl(datetime.fromtimestamp(now + 120, UTC), now) == 60      # half a short life
+    assert teams_cache_ttl(datetime.fromtimestamp(now - 1, UTC), now) <= 0         # never cached
