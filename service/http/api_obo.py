@@ -13,7 +13,7 @@ import math
 from aiohttp import web
 
 from ..downstream.entra_obo import EntraOboClient, OboCaller
-from ..errors import NotFound
+from ..errors import AccessDenied, NotFound
 from ..typedefs import CLOCK, OBO_CLIENT
 from .bearer import authenticate, bearer_token
 
@@ -27,6 +27,8 @@ async def obo_token(request: web.Request) -> web.Response:
     downstream = client.downstream(name) if client is not None else None
     if client is None or downstream is None:
         raise NotFound("No such downstream API.", reason="unknown_downstream")
+    if principal.is_app_only:  # accepted when entra.allow_app_only, but there is no user to act for
+        raise AccessDenied("On-behalf-of needs a user token.", reason="app_only")
     assertion = bearer_token(request) or ""
     caller = OboCaller(tid=principal.tid, oid=principal.oid, app_id=principal.app_id,
                        token_hash=principal.token_hash, assertion_exp=principal.exp)
@@ -67,7 +69,7 @@ OPENAPI = {
             "401": {"description": "No credentials; invalid_token (also: Entra refused the assertion); "
                                    "or insufficient_claims with Microsoft's claims challenge in "
                                    "WWW-Authenticate (MFA / conditional access)", **_ERROR},
-            "403": {"description": "insufficient_scope, access_denied, or consent_required (the user "
+            "403": {"description": "insufficient_scope, access_denied (also: an app-only token), or consent_required (the user "
                                    "or an admin has not consented to the downstream API)", **_ERROR},
             "404": {"description": "not_found: no such downstream (after authentication)", **_ERROR},
             "502": {"description": "Entra refused the broker's own credential, or answered oddly",

@@ -164,3 +164,13 @@ async def test_the_route_is_documented(broker):
     doc = await (await broker.get("/openapi.json")).json()
     op = doc["paths"]["/api/token/obo/{name}"]["post"]
     assert {"200", "401", "403", "404", "502", "503", "504"} <= set(op["responses"])
+
+
+async def test_an_app_only_token_cannot_act_on_behalf_of_anyone(obo_broker, entra):
+    broker = await obo_broker(allow_app_only=True)
+    token = entra.mint(resource=demo.BROKER_CLIENT_ID, client_id=demo.DAEMON_CLIENT_ID, app_only=True)
+    me = await broker.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status == 200                         # the broker accepts it as a caller...
+    resp, body = await obo(broker, token)           # ...but there is no user to act for
+    assert resp.status == 403 and body["error"] == "access_denied", body
+    assert obo_calls(entra) == []
