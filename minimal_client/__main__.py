@@ -7,16 +7,18 @@ variables alone configure the client. Exit code 2 on a configuration problem.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from dataclasses import replace
 
 from aiohttp import web
 
 from .app import create_app
-from .config import ConfigError, load_config_file
+from .config import ClientConfig, ConfigError, load_config_file
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,11 +44,27 @@ def main(argv: list[str] | None = None) -> int:
         for problem in e.problems:
             print(f"config error: {problem}", file=sys.stderr)
         return 2
-    url = cfg.public_url or f"http://{cfg.host}:{cfg.port}"
-    print(json.dumps({"event": "server.started", "host": cfg.host, "port": cfg.port, "url": url}),
-          flush=True)
-    web.run_app(create_app(cfg), host=cfg.host, port=cfg.port, access_log=None, print=None)
+    asyncio.run(_serve(cfg))
     return 0
+
+
+async def _serve(cfg: ClientConfig) -> None:
+    """Bind, announce the real port (`--port 0` works), run until SIGINT/SIGTERM."""
+    runner = web.AppRunner(create_app(cfg), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, cfg.host, cfg.port)
+    await site.start()
+    port = runner.addresses[0][1]
+    url = cfg.public_url or f"http://{cfg.host}:{port}"
+    print(json.dumps({"event": "server.started", "host": cfg.host, "port": port, "url": url}), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 if __name__ == "__main__":

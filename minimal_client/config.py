@@ -159,9 +159,13 @@ def load_config(toml_text: str = "", environ: Mapping[str, str] | None = None,
         values[key] = value
     for key in ("authority", "tenant", "client_id", "client_secret", "broker_url"):
         values.setdefault(key, "")
+    try:
+        cfg = ClientConfig(**values)
+    except ConfigError as e:        # report every problem at once, each naming its key
+        raise ConfigError(problems + e.problems) from None
     if problems:
         raise ConfigError(problems)
-    return ClientConfig(**values)
+    return cfg
 
 
 def load_config_file(path: str | Path | None, environ: Mapping[str, str]) -> ClientConfig:
