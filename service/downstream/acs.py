@@ -60,6 +60,16 @@ def parse_expires_on(value: Any) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def _expiry(value: Any, operation: str) -> datetime:
+    """ACS's `expiresOn`, or 502: an unreadable answer is ACS's failure, never our 500."""
+    try:
+        return parse_expires_on(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise DownstreamError("Azure Communication Services answered unexpectedly.", status=502,
+                              service=SERVICE, reason="bad_answer",
+                              detail=f"acs {operation}: unreadable expiresOn") from exc
+
+
 def iso_utc(value: datetime) -> str:
     """The broker's one expiry format: seconds precision, UTC, `Z` (e.g. 2026-11-23T10:00:00Z)."""
     return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -106,7 +116,7 @@ class AcsClient:
         result = await self._call(TEAMS_EXCHANGE, partial(
             self._client.get_token_for_teams_user, teams_token, client_id, user_object_id),
             idempotent=True, trace=trace)
-        return result.token, parse_expires_on(result.expires_on)
+        return result.token, _expiry(result.expires_on, TEAMS_EXCHANGE)
 
     async def exchange_teams_token_cached(self, teams_token: str, client_id: str, user_object_id: str,
                                           *, not_after: float | None = None,
@@ -144,7 +154,7 @@ class AcsClient:
         result = await self._call("get_token", partial(
             self._client.get_token, CommunicationUserIdentifier(user_id), list(scopes),
             token_expires_in=timedelta(minutes=minutes)), idempotent=True, trace=trace)
-        return result.token, parse_expires_on(result.expires_on)
+        return result.token, _expiry(result.expires_on, "get_token")
 
     async def delete_user(self, user_id: str, *, trace: dict | None = None) -> bool:
         """Delete the identity at ACS; False when ACS did not know it (fine for the caller)."""

@@ -99,3 +99,11 @@ def test_exchanged_tokens_are_cached_until_shortly_before_they_expire():
     assert teams_cache_ttl(datetime.fromtimestamp(now + 3600, UTC), now) == 3300   # 5 min margin
     assert teams_cache_ttl(datetime.fromtimestamp(now + 120, UTC), now) == 60      # half a short life
     assert teams_cache_ttl(datetime.fromtimestamp(now - 1, UTC), now) <= 0         # never cached
+
+
+def test_an_unreadable_acs_expiry_is_a_502_not_a_crash():
+    from service.downstream.acs import _expiry
+    from service.errors import DownstreamError
+    with pytest.raises(DownstreamError) as err:
+        _expiry("next tuesday", "get_token")
+    assert err.value.status == 502 and err.value.reason == "bad_answer"
