@@ -39,6 +39,10 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
         http_client.close()
 
 
+async def _no_icon(request: web.Request) -> web.Response:
+    return web.Response(status=204)
+
+
 def create_app(config: ClientConfig) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
     app[CONFIG] = config
@@ -53,4 +57,5 @@ def create_app(config: ClientConfig) -> web.Application:
     app.router.add_post("/logout", auth.logout, name="logout")
     actions.setup(app)
     app.router.add_static("/static", STATIC, name="static", append_version=False)
+    app.router.add_get("/favicon.ico", _no_icon, name="favicon")
     return app

@@ -62,6 +62,10 @@ def same_origin(request: web.Request, public_url: str) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return request.headers.get("Sec-Fetch-Site", "same-origin") in ("same-origin", "none")
+    if origin == "null":
+        # Our `Referrer-Policy: no-referrer` makes browsers send `Origin: null` on form POSTs
+        # (Fetch spec); Sec-Fetch-Site, which a page cannot forge, must then say same-origin.
+        return request.headers.get("Sec-Fetch-Site") == "same-origin"
     return origin == (public_url or origin_of(request))
 
 

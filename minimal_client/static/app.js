@@ -23,11 +23,12 @@
 
   function formatRemaining(seconds) {
     if (seconds <= 0) return "expired";
-    const h = Math.floor(seconds / 3600);
+    const d = Math.floor(seconds / 86400);
+    const h = Math.floor((seconds % 86400) / 3600);
     const m = Math.floor((seconds % 3600) / 60);
     const s = seconds % 60;
     const pad = (n) => String(n).padStart(2, "0");
-    return (h > 0 ? h + ":" + pad(m) : String(m)) + ":" + pad(s) + " left";
+    return (d > 0 ? d + "d " : "") + pad(h) + ":" + pad(m) + ":" + pad(s) + " left";
   }
 
   function startCountdown(resultId, node, expiresAt) {
@@ -72,6 +73,11 @@
     expiry.append(countdown);
     target.append(expiry);
     startCountdown(target.id, countdown, data ? data.expires_at : null);
+    if (data && typeof data.expires_at === "number") {
+      expiry.append(" (at ");
+      expiry.append(el("time", "expires-at", new Date(data.expires_at * 1000).toISOString()));
+      expiry.append(")");
+    }
 
     target.append(el("h4", null, "Claims (decoded, not verified)"));
     const decoded = data ? data.decoded : null;
