@@ -53,7 +53,7 @@ async def test_two_replicas_racing_keep_one_identity_and_delete_the_extra(aiohtt
     one = await aiohttp_client(create_app(settings))
     two = await aiohttp_client(create_app(settings))
     headers = tokens.headers()
-    acs.inject_fault("create_user", delay=0.2, count=2)
+    acs.inject_fault("create_user", delay=0.5, count=2)  # both replicas are creating at once
     a, b = await asyncio.gather(one.post("/api/user", headers=headers), two.post("/api/user", headers=headers))
     assert sorted([a.status, b.status]) == [200, 201]
     identity = (await a.json())["acsUserIdentity"]
