@@ -62,7 +62,8 @@ async def _token(request: web.Request, session: Session, scopes: tuple[str, ...]
     """An access token for `scopes` from the session's msal cache (refreshing as needed)."""
     assert session.home_account_id is not None
     try:
-        res = await request.app[IDENTITY].silent(session.cache, scopes, session.home_account_id)
+        async with session.lock:
+            res = await request.app[IDENTITY].silent(session.cache, scopes, session.home_account_id)
     except (requests.RequestException, ValueError, RuntimeError) as e:
         raise _failure(502, {"error": "authority_unreachable", "error_description": type(e).__name__}) from e
     if res and "access_token" in res:

@@ -115,15 +115,16 @@ async def callback(request: web.Request) -> web.Response:
             "error_description": "No sign-in in progress for this state (session cookie missing or expired)."}
         return _error_page(request, 400, "Sign-in failed", detail, session)
     purpose = flow.pop("purpose", "sign_in")
-    try:
-        result = await identity.finish_flow(session.cache, flow, params)
-    except requests.RequestException as e:
-        result = {"error": "authority_unreachable", "error_description": type(e).__name__}
-    if "error" in result:
-        detail = {k: result[k] for k in _ERROR_FIELDS if k in result}
-        return _error_page(request, 400, "Sign-in failed", detail, session)
+    async with session.lock:
+        try:
+            result = await identity.finish_flow(session.cache, flow, params)
+        except requests.RequestException as e:
+            result = {"error": "authority_unreachable", "error_description": type(e).__name__}
+        if "error" in result:
+            detail = {k: result[k] for k in _ERROR_FIELDS if k in result}
+            return _error_page(request, 400, "Sign-in failed", detail, session)
+        accounts = await identity.accounts(session.cache)
     claims: dict[str, Any] = result.get("id_token_claims") or {}
-    accounts = await identity.accounts(session.cache)
     accounts = [a for a in accounts if a.get("local_account_id") == claims.get("oid")] or accounts
     if not accounts:
         return _error_page(request, 400, "Sign-in failed",

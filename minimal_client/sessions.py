@@ -12,6 +12,7 @@ user's account id and claims, and a CSRF token for state-changing requests.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 import time
@@ -36,6 +37,9 @@ class Session:
     home_account_id: str | None = None
     user: dict[str, Any] | None = None   # name, username, oid, tid (from the id token)
     flash: dict[str, Any] | None = None  # an error to show once on the next page
+    # msal calls of one session run one at a time: Entra rotates refresh tokens, so two
+    # concurrent refreshes with the same one would make the second fail.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property
     def signed_in(self) -> bool:

@@ -158,3 +158,19 @@ async def test_each_browser_session_has_its_own_token_cache(client, idp, broker,
     assert by_request[(await bob.json())["request_id"]] == demo.BOB_OID
     assert demo.BOB_NAME in await (await other.get("/")).text()
     assert demo.BOB_NAME not in await (await client.get("/")).text()
+
+
+async def test_concurrent_actions_of_one_session_share_refresh_token_rotation(client, idp, broker, entra):
+    import asyncio
+    # ATs with < 300 s left count as expired for msal: every action refreshes, and the emulator
+    # spends each refresh token on use. Concurrent refreshes must not race each other.
+    entra.control("POST", "config", {"access_token_lifetime": 120})
+    broker.answers[("POST", "/api/token/obo/workspace")] = (200, {"access_token": _jwt({"exp": EXP}),
+                                                                  "token_type": "Bearer", "expires_in": 3600})
+    await sign_in(client, idp)
+    token = await csrf_token(client)
+    answers = await asyncio.gather(*(client.post("/action/obo/workspace", headers={"X-CSRF-Token": token})
+                                     for _ in range(4)))
+    assert [a.status for a in answers] == [200] * 4
+    assert len(broker.seen) == 4
+    assert len(entra.requests(grant_type="refresh_token")) == 4
