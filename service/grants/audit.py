@@ -17,6 +17,6 @@ def record(*, client_id: str, grant: str, trace: AuditTrace | None, decision: st
     audit(EVENT, client_id=client_id or None, grant=grant, issuer=t.issuer or None,
           subject=t.subject_hash or None, audience=list(t.audience), requested_token_type=t.requested_token_type
           or None, issued_token_type=t.issued_token_type or None, decision=decision, reason=reason,
-          rule=t.rule or None, jti=t.jti or None, latency_ms=round(latency_ms, 2))
+          rule=t.rule or None, jti=t.jti or None, latency_ms=round(latency_ms, 2), **t.extra)
     if metrics is not None:
         metrics.token_exchange_total.labels(grant, decision, reason).inc()

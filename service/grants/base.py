@@ -40,6 +40,7 @@ class AuditTrace:
     issued_token_type: str = ""
     jti: str = ""
     rule: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)   # e.g. downstream correlation ids
 
 
 @dataclass(frozen=True)
