@@ -26,9 +26,10 @@ from ..settings import AcsSettings
 from ..typedefs import CLOCK, ENTRA_VALIDATOR, METRICS
 from ..validation.entra import EntraPrincipal
 from ..validation.jwt_checks import MAX_TOKEN_BYTES
+from ..validation.teams import TEAMS_AUDIENCES, validate_teams_token
 
 HEADER = "teams-user-aad-token"
-TEAMS_AUDIENCES = ("https://auth.msft.communication.azure.com", "1fd5118e-2576-4263-8130-9503064c837a")
+__all__ = ["HEADER", "TEAMS_AUDIENCES", "check_teams_token", "teams_header"]
 log = get_logger("tokenbroker.acs")
 
 
@@ -58,10 +59,7 @@ async def check_teams_token(request: web.Request, token: str, bearer: EntraPrinc
     unreachable)."""
     validator = request.app[ENTRA_VALIDATOR]
     try:
-        teams = await validator.validate_for(
-            token, now=request.app[CLOCK](), audiences=TEAMS_AUDIENCES,
-            required_scopes=acs.teams_scopes, allowed_apps=acs.allowed_teams_client_apps,
-            allow_app_only=False, verify_signature=acs.verify_teams_token_signature)
+        teams = await validate_teams_token(validator, token, acs, now=request.app[CLOCK]())
     except TokenScopeMissing as exc:
         raise _refused(request, exc.reason, 403, exc.detail) from exc
     except TokenPolicyRefused as exc:
