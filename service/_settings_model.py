@@ -115,9 +115,12 @@ class EntraSettings:
     clock_skew: int = 120
     timeout: int = 10
     scope_map: Mapping[str, tuple[str, ...]] = field(default_factory=_empty_map)
+    linking: str = "none"                    # extension: account linking keyed on (tid, oid)
+    lookup_attributes: tuple[str, ...] = ()  # extension: only "oid" (grants/linking.py)
 
     def __post_init__(self) -> None:
-        _tuple(self, "allowed_tenants", "audiences", "required_scopes", "allowed_client_apps")
+        _tuple(self, "allowed_tenants", "audiences", "required_scopes", "allowed_client_apps",
+               "lookup_attributes")
         _secret(self, "client_secret")
         _freeze(self, "scope_map", _scope_map(self.scope_map))
         _freeze(self, "authority", self.authority.rstrip("/"))

@@ -32,7 +32,7 @@ SCHEMA: dict[str, Schema] = {
         "client_certificate": (STR, ""), "federated_token_file": (STR, ""), "audiences": (STRS, []),
         "required_scopes": (STRS, ["user_impersonation"]), "allowed_client_apps": (STRS, []),
         "allow_app_only": (BOOL, False), "clock_skew": (INT, 120), "timeout": (INT, 10),
-        "scope_map": (SCOPE_MAP, {}),
+        "scope_map": (SCOPE_MAP, {}), "linking": (STR, "none"), "lookup_attributes": (STRS, []),
     },
     "acs": {
         "endpoint": (STR, ""), "access_key": (STR, ""), "connection_string": (STR, ""),

@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from service._settings_access import LINKING
 from service._settings_checks import Checks, origin_problem, resource_of, url_problem
 from service._settings_model import (
     AcsSettings,
@@ -82,7 +83,20 @@ def build_entra(raw: Any, c: Checks) -> EntraSettings | None:
     c.at_least("entra.clock_skew", v["clock_skew"], 0)
     c.at_least("entra.timeout", v["timeout"], 1)
     v["authority"] = authority
+    _entra_linking(v, c)
     return EntraSettings(**v)
+
+
+def _entra_linking(v: dict[str, Any], c: Checks) -> None:
+    """Entra accounts link on (tid, oid) only: `email`/`upn` are mutable and unverified."""
+    if v["linking"] not in LINKING:
+        c.add("entra.linking", f"must be one of {' | '.join(LINKING)}")
+    for name in v["lookup_attributes"]:
+        if name != "oid":
+            c.add("entra.lookup_attributes", f"{name!r} is not accepted: Entra links on oid only "
+                  "(email, upn and preferred_username are mutable and unverified)")
+    if v["linking"] == "link_by_attribute" and not v["lookup_attributes"]:
+        c.add("entra.lookup_attributes", "required (non-empty) when linking = \"link_by_attribute\"")
 
 
 def build_acs(raw: Any, c: Checks) -> AcsSettings | None:

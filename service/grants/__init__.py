@@ -12,7 +12,9 @@ from typing import Any
 
 from service.errors import UnsupportedGrantType
 from service.grants.base import REFRESH_TOKEN, TOKEN_EXCHANGE, Grant, TokenRequest, TokenResponse
+from service.grants.federation import Federation
 from service.grants.introspection import Introspector
+from service.grants.linking import AccountLinker, Accounts
 from service.grants.refresh_token import RefreshTokenGrant
 from service.grants.repos import RefreshTokens
 from service.grants.revocation import Revoker
@@ -50,7 +52,9 @@ class TokenService:
         subjects = SubjectTokens(settings, trusted=trusted, issuer=issuer, revoked=revoked, replay=replay,
                                  entra=entra)
         handlers: dict[str, Grant] = {
-            TOKEN_EXCHANGE: TokenExchangeGrant(settings, subjects=subjects, issuer=issuer, refresh_tokens=refresh),
+            TOKEN_EXCHANGE: TokenExchangeGrant(settings, subjects=subjects, issuer=issuer, refresh_tokens=refresh,
+                                               federation=Federation(settings),
+                                               linker=AccountLinker(settings, Accounts(store))),
             REFRESH_TOKEN: RefreshTokenGrant(issuer=issuer, refresh_tokens=refresh),
         }
         introspector = Introspector(issuer=issuer, revoked=revoked, refresh_tokens=refresh)

@@ -12,7 +12,8 @@ Delegation (`actor_token`) is refused for now in `_actor`; issue 9 replaces that
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from service.digest import short_hash
@@ -26,9 +27,12 @@ from service.grants.base import (
     TokenResponse,
     scope_for_response,
 )
+from service.grants.federation import Federation, federated_scopes
+from service.grants.linking import AccountLinker
+from service.grants.policy import ENTRA, SELF
 from service.grants.repos import RefreshTokens
 from service.grants.subject_tokens import Subject, SubjectTokens
-from service.settings import Settings
+from service.settings import ClientSettings, Settings
 
 REQUESTED_TOKEN_TYPES = (ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE)
 
@@ -40,9 +44,30 @@ class Issued:
     expires_in: int
 
 
-async def resolve_subject(subject: Subject) -> str:
-    """The `sub` of our token. Seam for account linking (issue 9): today the derived local id."""
-    return subject.local_id()
+@dataclass(frozen=True)
+class ResolvedSubject:
+    """Who the issued token is about: a federated client, a linked account or the derived id."""
+
+    sub: str
+    claims: Mapping[str, Any] = field(default_factory=dict)   # a linked account's attributes
+    federated: ClientSettings | None = None                    # sub = client_id = this client
+
+    def scopes(self, granted: tuple[str, ...], requested: tuple[str, ...] | None) -> tuple[str, ...]:
+        return granted if self.federated is None else federated_scopes(self.federated, granted, requested)
+
+
+async def resolve_subject(subject: Subject, *, federation: Federation | None = None,
+                          linker: AccountLinker | None = None, targets: tuple[str, ...] = ()) -> ResolvedSubject:
+    """The subject of our token: service-principal federation first, then account linking
+    (grants/federation.py, grants/linking.py), else the stable derived local id."""
+    if federation and subject.issuer_name not in (ENTRA, SELF):
+        client = federation.match(subject.issuer_name, subject.external_id, subject.claims, targets)
+        if client is not None:
+            return ResolvedSubject(client.client_id, federated=client)
+    account = await linker.resolve(subject) if linker is not None else None
+    if account is None:
+        return ResolvedSubject(subject.local_id())
+    return ResolvedSubject(account.id, claims=account.token_claims())
 
 
 def mint_access_token(issuer: Any, *, sub: str, audiences: tuple[str, ...], client_id: str,
@@ -60,11 +85,14 @@ class TokenExchangeGrant:
     GRANT_TYPE = TOKEN_EXCHANGE
 
     def __init__(self, settings: Settings, *, subjects: SubjectTokens, issuer: Any,
-                 refresh_tokens: RefreshTokens) -> None:
+                 refresh_tokens: RefreshTokens, federation: Federation | None = None,
+                 linker: AccountLinker | None = None) -> None:
         self._settings = settings
         self._subjects = subjects
         self._issuer = issuer
         self._refresh = refresh_tokens
+        self._federation = federation
+        self._linker = linker
 
     async def handle(self, req: TokenRequest, *, now: float) -> TokenResponse:
         trace = req.trace
@@ -96,21 +124,25 @@ class TokenExchangeGrant:
             raise InvalidRequest("The subject token is not acceptable.", reason="subject_expired")
         await self._subjects.commit(subject)
 
-        sub = await resolve_subject(subject)
-        extra = {"tid": subject.tid, "oid": subject.oid}
+        who = await resolve_subject(subject, federation=self._federation, linker=self._linker, targets=targets)
+        sub, scopes = who.sub, who.scopes(decision.scopes, requested_scopes)
+        if who.federated:
+            trace.extra["federated_client"] = who.federated.client_id
+        extra = {"tid": subject.tid, "oid": subject.oid, **who.claims}
         ttl = min(req.client.access_token_ttl, remaining)
-        issued = mint_access_token(self._issuer, sub=sub, audiences=targets, client_id=req.client.client_id,
-                                   scopes=decision.scopes, extra=extra, ttl=ttl, now=now)
+        issued = mint_access_token(self._issuer, sub=sub, audiences=targets,
+                                   client_id=who.federated.client_id if who.federated else req.client.client_id,
+                                   scopes=scopes, extra=extra, ttl=ttl, now=now)
         trace.jti, trace.issued_token_type = issued.jti, requested_type
         refresh = None
-        if req.client.refresh_tokens and "refresh_token" in req.client.grant_types:
+        if req.client.refresh_tokens and "refresh_token" in req.client.grant_types and not who.federated:
             family_exp = min(math.floor(now) + self._settings.issuer.refresh_token_ttl, subject.exp)
-            grant = {"sub": sub, "aud": list(targets), "scope": list(decision.scopes), "issuer": issuer_name,
+            grant = {"sub": sub, "aud": list(targets), "scope": list(scopes), "issuer": issuer_name,
                      **{k: v for k, v in extra.items() if v is not None}}
             refresh = await self._refresh.create_family(req.client.client_id, grant, exp=family_exp, now=now)
         return TokenResponse(access_token=issued.token, issued_token_type=requested_type,
                              expires_in=issued.expires_in,
-                             scope=scope_for_response(requested_scopes, decision.scopes),
+                             scope=scope_for_response(requested_scopes, scopes),
                              refresh_token=refresh)
 
     def _actor(self, req: TokenRequest) -> None:
