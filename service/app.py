@@ -150,7 +150,8 @@ async def _grants(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     trusted = await asyncio.to_thread(TrustedIssuerValidator, settings.trusted_issuers, app[JWKS])
     app[GRANTS] = TokenService.build(settings, store=app[STORE], issuer=app[TOKEN_ISSUER], trusted=trusted,
-                                     entra=lambda: app.get(ENTRA_VALIDATOR), clock=app[CLOCK])
+                                     entra=lambda: app.get(ENTRA_VALIDATOR), clock=app[CLOCK],
+                                     acs=lambda: app.get(ACS_CLIENT), obo=lambda: app.get(OBO_CLIENT))
     yield
 
 

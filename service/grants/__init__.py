@@ -12,6 +12,7 @@ from typing import Any
 
 from service.errors import UnsupportedGrantType
 from service.grants.base import REFRESH_TOKEN, TOKEN_EXCHANGE, Grant, TokenRequest, TokenResponse
+from service.grants.downstream_targets import DownstreamTargets
 from service.grants.federation import Federation
 from service.grants.introspection import Introspector
 from service.grants.linking import AccountLinker, Accounts
@@ -45,7 +46,9 @@ class TokenService:
 
     @classmethod
     def build(cls, settings: Settings, *, store: Store, issuer: Any, trusted: TrustedIssuerValidator,
-              entra: Callable[[], Any] = lambda: None, clock: Callable[[], float]) -> TokenService:
+              entra: Callable[[], Any] = lambda: None, clock: Callable[[], float],
+              acs: Callable[[], Any] = lambda: None, obo: Callable[[], Any] = lambda: None) -> TokenService:
+        """`entra`, `acs`, `obo`: getters of the app's EntraValidator, AcsClient, EntraOboClient."""
         revoked = RevokedJtis(store, clock=clock)
         replay = ReplayCache(store, clock=clock)
         refresh = RefreshTokens(store)
@@ -54,7 +57,9 @@ class TokenService:
         handlers: dict[str, Grant] = {
             TOKEN_EXCHANGE: TokenExchangeGrant(settings, subjects=subjects, issuer=issuer, refresh_tokens=refresh,
                                                federation=Federation(settings),
-                                               linker=AccountLinker(settings, Accounts(store))),
+                                               linker=AccountLinker(settings, Accounts(store)),
+                                               downstream=DownstreamTargets(settings, subjects=subjects,
+                                                                            entra=entra, acs=acs, obo=obo)),
             REFRESH_TOKEN: RefreshTokenGrant(issuer=issuer, refresh_tokens=refresh),
         }
         introspector = Introspector(issuer=issuer, revoked=revoked, refresh_tokens=refresh)

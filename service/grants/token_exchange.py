@@ -30,6 +30,7 @@ from service.grants.base import (
 from service.grants.federation import Federation, federated_scopes
 from service.grants.linking import AccountLinker
 from service.grants.policy import ENTRA, SELF
+from service.grants.downstream_targets import DownstreamTargets, is_downstream
 from service.grants.repos import RefreshTokens
 from service.grants.subject_tokens import Subject, SubjectTokens
 from service.settings import ClientSettings, Settings
@@ -86,18 +87,23 @@ class TokenExchangeGrant:
 
     def __init__(self, settings: Settings, *, subjects: SubjectTokens, issuer: Any,
                  refresh_tokens: RefreshTokens, federation: Federation | None = None,
-                 linker: AccountLinker | None = None) -> None:
+                 linker: AccountLinker | None = None,
+                 downstream: DownstreamTargets | None = None) -> None:
         self._settings = settings
         self._subjects = subjects
         self._issuer = issuer
         self._refresh = refresh_tokens
         self._federation = federation
         self._linker = linker
+        self._downstream = downstream or DownstreamTargets(   # acs:teams / obo:<name>; unconfigured
+            settings, subjects=subjects, entra=lambda: None, acs=lambda: None, obo=lambda: None)
 
     async def handle(self, req: TokenRequest, *, now: float) -> TokenResponse:
         trace = req.trace
         subject_token = req.require("subject_token")
         subject_type = req.require("subject_token_type")
+        if any(is_downstream(t) for t in req.targets):   # ACS / Entra OBO: downstream_targets.py
+            return await self._downstream.handle(req, now=now)
         self._actor(req)
         requested_type = req.get("requested_token_type") or ACCESS_TOKEN_TYPE
         trace.requested_token_type = requested_type

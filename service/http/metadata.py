@@ -15,6 +15,7 @@ from aiohttp import web
 from ..grants import GRANT_TYPES
 from ..grants.base import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE
 from ..grants.client_auth import METHODS
+from ..grants.downstream_targets import available_targets
 from ..grants.subject_tokens import SUBJECT_TOKEN_TYPES
 from ..grants.token_exchange import REQUESTED_TOKEN_TYPES
 from ..settings import Settings
@@ -42,6 +43,7 @@ def document(settings: Settings) -> dict:
         "token_exchange_requested_token_types_supported": list(REQUESTED_TOKEN_TYPES),
         "issued_token_types_supported": [ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE],
         "access_token_signing_alg_values_supported": [settings.issuer.signing_alg],
+        "tokenbroker_downstream_targets": available_targets(settings),   # audience=acs:teams | obo:<name>
     }
 
 

@@ -30,6 +30,7 @@ async def token(request: web.Request) -> web.Response:
         handler = request.app[GRANTS].handler(grant_type)
         grant = grant_type
         if grant_type not in client.grant_types:
+            trace.rule = "grant_type"          # policy.evaluate's rule id (tokenbroker explain)
             raise UnauthorizedClient(reason="grant_type_not_allowed")
         req = TokenRequest.from_form(form, client)
         trace = req.trace
