@@ -12,10 +12,12 @@ from typing import Any
 
 from service.errors import UnsupportedGrantType
 from service.grants.base import REFRESH_TOKEN, TOKEN_EXCHANGE, Grant, TokenRequest, TokenResponse
+from service.grants.client_assertion import ClientAssertions, ClientAuthenticator, load_client_keys
 from service.grants.downstream_targets import DownstreamTargets
 from service.grants.federation import Federation
 from service.grants.introspection import Introspector
 from service.grants.linking import AccountLinker, Accounts
+from service.grants.opaque import OpaqueHandles
 from service.grants.refresh_token import RefreshTokenGrant
 from service.grants.repos import RefreshTokens
 from service.grants.revocation import Revoker
@@ -37,6 +39,13 @@ class TokenService:
     handlers: dict[str, Grant]
     introspector: Introspector
     revoker: Revoker
+    clients: ClientAuthenticator | None = None      # every client-authentication method
+
+    async def authenticate_client(self, authorization: str | None, form: Any, *, now: float) -> Any:
+        """The authenticated ClientSettings (secret or private_key_jwt), else InvalidClient."""
+        if self.clients is None:
+            raise RuntimeError("TokenService was built without a client authenticator")
+        return await self.clients.authenticate(authorization, form, now=now)
 
     def handler(self, grant_type: str | None) -> Grant:
         handler = self.handlers.get(grant_type or "")
@@ -52,16 +61,20 @@ class TokenService:
         revoked = RevokedJtis(store, clock=clock)
         replay = ReplayCache(store, clock=clock)
         refresh = RefreshTokens(store)
+        opaque = OpaqueHandles(store)
         subjects = SubjectTokens(settings, trusted=trusted, issuer=issuer, revoked=revoked, replay=replay,
-                                 entra=entra)
+                                 entra=entra, opaque=opaque)
         handlers: dict[str, Grant] = {
             TOKEN_EXCHANGE: TokenExchangeGrant(settings, subjects=subjects, issuer=issuer, refresh_tokens=refresh,
                                                federation=Federation(settings),
-                                               linker=AccountLinker(settings, Accounts(store)),
+                                               linker=AccountLinker(settings, Accounts(store)), opaque=opaque,
                                                downstream=DownstreamTargets(settings, subjects=subjects,
                                                                             entra=entra, acs=acs, obo=obo)),
-            REFRESH_TOKEN: RefreshTokenGrant(issuer=issuer, refresh_tokens=refresh),
+            REFRESH_TOKEN: RefreshTokenGrant(issuer=issuer, refresh_tokens=refresh, opaque=opaque),
         }
-        introspector = Introspector(issuer=issuer, revoked=revoked, refresh_tokens=refresh)
+        introspector = Introspector(issuer=issuer, revoked=revoked, refresh_tokens=refresh, opaque=opaque)
+        assertions = ClientAssertions(load_client_keys(settings), issuer_url=settings.server.public_url,
+                                      replay=replay)
         return cls(settings, handlers, introspector,
-                   Revoker(introspector=introspector, revoked=revoked, refresh_tokens=refresh))
+                   Revoker(introspector=introspector, revoked=revoked, refresh_tokens=refresh),
+                   clients=ClientAuthenticator(settings, assertions))

@@ -1,9 +1,9 @@
 """Client authentication at the token, introspection and revocation endpoints.
 
 Methods: `client_secret_basic` (RFC 6749 §2.3.1: id and secret are form-urlencoded before
-Basic encoding, so they are form-decoded here) and `client_secret_post`. Exactly one method
-per request; `client_assertion` (private_key_jwt) is recognised as a method so that two methods
-are refused, and is the seam for issue 9. Secrets are plain or `sha256:<hex>`; comparison is
+Basic encoding, so they are form-decoded here), `client_secret_post` and `private_key_jwt`
+(recognised here; the assertion is verified by `client_assertion.ClientAuthenticator`).
+Exactly one method per request. Secrets are plain or `sha256:<hex>`; comparison is
 constant-time and also runs for unknown clients. Every failure is `InvalidClient`, with
 `WWW-Authenticate: Basic` when the Authorization header was used.
 """
@@ -18,10 +18,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
-from service.errors import InvalidClient
+from service.errors import InvalidClient, TokenValidationError
 from service.settings import ClientSettings, Settings
+from service.validation.jwt_checks import parse_compact
 
-METHODS = ("client_secret_basic", "client_secret_post")
+METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _DUMMY_SECRET = "sha256:" + hashlib.sha256(b"tokenbroker-no-such-client").hexdigest()
 _FORM_FIELDS = ("client_id", "client_secret", "client_assertion", "client_assertion_type")
 
@@ -31,6 +33,7 @@ class Credentials:
     client_id: str
     secret: str
     method: str
+    assertion: str = ""            # private_key_jwt only (verified by client_assertion.py)
 
     @property
     def basic(self) -> bool:
@@ -49,7 +52,8 @@ def extract(authorization: str | None, form: Mapping[str, Sequence[str]]) -> Cre
             fields[name] = values[0]
     methods = [m for m, present in (("client_secret_basic", basic),
                                     ("client_secret_post", "client_secret" in fields),
-                                    ("private_key_jwt", "client_assertion" in fields)) if present]
+                                    ("private_key_jwt", "client_assertion" in fields
+                                     or "client_assertion_type" in fields)) if present]
     if len(methods) != 1:
         reason = "no_client_authentication" if not methods else "multiple_client_authentication"
         raise InvalidClient(reason=reason, basic=basic)
@@ -59,10 +63,25 @@ def extract(authorization: str | None, form: Mapping[str, Sequence[str]]) -> Cre
             raise InvalidClient(reason="client_id_mismatch", basic=True)
         return Credentials(client_id, secret, "client_secret_basic")
     if methods[0] == "private_key_jwt":
-        raise InvalidClient(reason="unsupported_auth_method")
+        return _assertion_credentials(fields)
     if "client_id" not in fields:
         raise InvalidClient(reason="no_client_id")
     return Credentials(fields["client_id"], fields["client_secret"], "client_secret_post")
+
+
+def _assertion_credentials(fields: Mapping[str, str]) -> Credentials:
+    """RFC 7521 §4.2: the assertion names the client (`sub`); a `client_id` sent too must match."""
+    if fields.get("client_assertion_type") != ASSERTION_TYPE or "client_assertion" not in fields:
+        raise InvalidClient(reason="bad_client_assertion_type")
+    try:
+        sub = parse_compact(fields["client_assertion"]).payload.get("sub")
+    except TokenValidationError as e:
+        raise InvalidClient(reason="assertion_malformed", detail=e.reason) from e
+    if not isinstance(sub, str) or not sub:
+        raise InvalidClient(reason="assertion_no_sub")
+    if fields.get("client_id", sub) != sub:
+        raise InvalidClient(reason="client_id_mismatch")
+    return Credentials(sub, "", "private_key_jwt", fields["client_assertion"])
 
 
 def _parse_basic(header: str) -> tuple[str, str]:
@@ -96,6 +115,8 @@ def secret_matches(presented: str, configured: str) -> bool:
 
 def authenticate(settings: Settings, creds: Credentials) -> ClientSettings:
     """The authenticated client, else `InvalidClient` (same work for unknown clients)."""
+    if creds.method == "private_key_jwt":     # needs the async ClientAuthenticator
+        raise InvalidClient(reason="assertion_not_verified")
     client = settings.client(creds.client_id)
     configured = client.client_secret.reveal() if client is not None else ""
     ok = secret_matches(creds.secret, configured or _DUMMY_SECRET)

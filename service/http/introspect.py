@@ -6,8 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import InvalidRequest
-from ..grants import client_auth
-from ..typedefs import CLOCK, GRANTS, SETTINGS
+from ..typedefs import CLOCK, GRANTS
 from .forms import read_form, single
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -16,8 +15,8 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 async def authenticated_token(request: web.Request) -> tuple[str, str]:
     """(client_id, token) of an introspection/revocation request."""
     form = await read_form(request)
-    creds = client_auth.extract(request.headers.get("Authorization"), form)
-    client = client_auth.authenticate(request.app[SETTINGS], creds)
+    client = await request.app[GRANTS].authenticate_client(request.headers.get("Authorization"), form,
+                                                           now=request.app[CLOCK]())
     token = single(form, "token")
     single(form, "token_type_hint")   # a hint only, but still single-valued
     if token is None:

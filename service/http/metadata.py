@@ -14,6 +14,7 @@ from aiohttp import web
 
 from ..grants import GRANT_TYPES
 from ..grants.base import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE
+from ..grants.client_assertion import ALGORITHMS as ASSERTION_ALGORITHMS
 from ..grants.client_auth import METHODS
 from ..grants.downstream_targets import available_targets
 from ..grants.subject_tokens import SUBJECT_TOKEN_TYPES
@@ -39,6 +40,9 @@ def document(settings: Settings) -> dict:
         "token_endpoint_auth_methods_supported": list(METHODS),
         "introspection_endpoint_auth_methods_supported": list(METHODS),
         "revocation_endpoint_auth_methods_supported": list(METHODS),
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),   # private_key_jwt
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "token_exchange_subject_token_types_supported": list(SUBJECT_TOKEN_TYPES),
         "token_exchange_requested_token_types_supported": list(REQUESTED_TOKEN_TYPES),
         "issued_token_types_supported": [ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE],

@@ -7,10 +7,10 @@ import time
 from aiohttp import web
 
 from ..errors import BrokerError, InvalidRequest, UnauthorizedClient
-from ..grants import GRANT_TYPES, TokenRequest, client_auth
+from ..grants import GRANT_TYPES, TokenRequest
 from ..grants import audit as token_audit
 from ..grants.base import AuditTrace
-from ..typedefs import CLOCK, GRANTS, METRICS, SETTINGS
+from ..typedefs import CLOCK, GRANTS, METRICS
 from .forms import read_form, single
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -21,8 +21,8 @@ async def token(request: web.Request) -> web.Response:
     client_id, grant, trace = "", "unknown", AuditTrace()
     try:
         form = await read_form(request)
-        creds = client_auth.extract(request.headers.get("Authorization"), form)
-        client = client_auth.authenticate(request.app[SETTINGS], creds)
+        client = await request.app[GRANTS].authenticate_client(request.headers.get("Authorization"), form,
+                                                               now=request.app[CLOCK]())
         client_id = client.client_id
         grant_type = single(form, "grant_type")
         if grant_type is None:
@@ -57,6 +57,7 @@ _FORM = {"application/x-www-form-urlencoded": {"schema": {"type": "object", "pro
     "audience": {"type": "array", "items": {"type": "string"}},
     "resource": {"type": "array", "items": {"type": "string"}},
     "refresh_token": {"type": "string"}, "client_id": {"type": "string"}, "client_secret": {"type": "string"},
+    "client_assertion_type": {"type": "string"}, "client_assertion": {"type": "string"},
 }, "required": ["grant_type"]}}}
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 

@@ -176,7 +176,8 @@ async def test_the_metadata_document_is_served_under_both_names(client):
     assert doc["introspection_endpoint"] == f"{PUBLIC_URL}/oauth2/introspect"
     assert doc["revocation_endpoint"] == f"{PUBLIC_URL}/oauth2/revoke"
     assert "urn:ietf:params:oauth:grant-type:token-exchange" in doc["grant_types_supported"]
-    assert set(doc["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post"}
+    assert set(doc["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post",
+                                                                 "private_key_jwt"}
     assert ACCESS_TOKEN in doc["token_exchange_subject_token_types_supported"]
 
 
