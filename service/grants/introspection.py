@@ -1,6 +1,7 @@
 """RFC 7662 token introspection, framework-free.
 
-Our JWT access tokens and our refresh tokens can be introspected. Details go only to the
+Our JWT access tokens, our opaque access-token handles (opaque.py) and our refresh tokens can
+be introspected. Details go only to the
 token's client or (for access tokens) a client named in its `aud`; to anyone else, and for
 anything unknown, expired or revoked, the answer is just `{"active": false}`.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.errors import TokenValidationError
+from service.grants.opaque import OpaqueHandles, is_handle
 from service.grants.repos import RefreshTokens
 from service.storage.repos import RevokedJtis
 
@@ -25,19 +27,26 @@ def audiences(claims: dict[str, Any]) -> tuple[str, ...]:
 
 
 class Introspector:
-    def __init__(self, *, issuer: Any, revoked: RevokedJtis, refresh_tokens: RefreshTokens) -> None:
+    def __init__(self, *, issuer: Any, revoked: RevokedJtis, refresh_tokens: RefreshTokens,
+                 opaque: OpaqueHandles | None = None) -> None:
         self._issuer = issuer
         self._revoked = revoked
         self._refresh = refresh_tokens
+        self.opaque = opaque
 
     async def access_token_claims(self, token: str, *, now: float) -> dict[str, Any] | None:
-        """The claims of one of our live, unrevoked access tokens, else None."""
-        if token.count(".") != 2:
+        """The claims of one of our live, unrevoked access tokens (JWT or opaque handle), else None."""
+        if self.opaque is not None and is_handle(token):
+            claims = await self.opaque.claims(token, now=now)
+            if claims is None:
+                return None
+        elif token.count(".") != 2:
             return None
-        try:
-            claims = self._issuer.verify(token, now=now)
-        except TokenValidationError:
-            return None
+        else:
+            try:
+                claims = self._issuer.verify(token, now=now)
+            except TokenValidationError:
+                return None
         if await self._revoked.is_revoked(claims["jti"]):
             return None
         return claims

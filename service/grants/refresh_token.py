@@ -19,6 +19,7 @@ from service.grants.base import (
     TokenResponse,
     scope_for_response,
 )
+from service.grants.opaque import OpaqueHandles
 from service.grants.repos import RefreshTokens
 from service.grants.token_exchange import mint_access_token
 
@@ -26,9 +27,10 @@ from service.grants.token_exchange import mint_access_token
 class RefreshTokenGrant:
     GRANT_TYPE = REFRESH_TOKEN
 
-    def __init__(self, *, issuer: Any, refresh_tokens: RefreshTokens) -> None:
+    def __init__(self, *, issuer: Any, refresh_tokens: RefreshTokens, opaque: OpaqueHandles | None = None) -> None:
         self._issuer = issuer
         self._refresh = refresh_tokens
+        self._opaque = opaque
 
     async def handle(self, req: TokenRequest, *, now: float) -> TokenResponse:
         trace = req.trace
@@ -60,6 +62,8 @@ class RefreshTokenGrant:
         issued = mint_access_token(self._issuer, sub=grant["sub"], audiences=tuple(grant["aud"]),
                                    client_id=req.client.client_id, scopes=scopes, extra=extra, ttl=ttl,
                                    now=now)
+        if self._opaque is not None:
+            issued = await self._opaque.finish(issued, req.client, now=now)
         trace.jti, trace.issued_token_type = issued.jti, ACCESS_TOKEN_TYPE
         return TokenResponse(access_token=issued.token, issued_token_type=ACCESS_TOKEN_TYPE,
                              expires_in=issued.expires_in, scope=scope_for_response(requested_scopes, scopes),

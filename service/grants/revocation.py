@@ -30,6 +30,8 @@ class Revoker:
         claims = await self._introspector.access_token_claims(token, now=now)
         if claims is not None and claims.get("client_id") == client_id:
             await self._revoked.revoke(claims["jti"], claims["exp"])
+            if self._introspector.opaque is not None:
+                await self._introspector.opaque.delete(token)   # a handle is gone for good
             log.info("token.revoked", kind="access_token", client_id=client_id, jti=claims["jti"])
             return "access_token"
         return "ignored"

@@ -6,7 +6,8 @@ The unverified `iss` only routes the token to a validator; the validator decides
                → `EntraValidator.validate` (the broker's bearer rules)
     <name>     exact `issuer` of a `[[trusted_issuers]]` entry → `TrustedIssuerValidator`
     self       `server.public_url` → `TokenIssuer.verify`; revoked jtis refused; accepted only
-               when the requesting client is the token's `client_id` or is in its `aud`
+               when the requesting client is the token's `client_id` or is in its `aud`;
+               an opaque handle (type access_token) is ours too, resolved through opaque.py
 
 Every refusal is `InvalidRequest` (RFC 8693 §2.2.2) with the reason in `reason`/`detail` only.
 """
@@ -19,8 +20,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.errors import InvalidRequest, TokenValidationError
+from service.errors import InvalidRequest, TokenInvalid, TokenValidationError
 from service.grants.base import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE
+from service.grants.opaque import OpaqueHandles, is_handle
 from service.grants.policy import ENTRA, SELF, translate_scopes
 from service.settings import Settings
 from service.storage.repos import ReplayCache, RevokedJtis
@@ -75,8 +77,9 @@ def _audiences(claims: Mapping[str, Any]) -> tuple[str, ...]:
 class SubjectTokens:
     def __init__(self, settings: Settings, *, trusted: TrustedIssuerValidator, issuer: Any,
                  revoked: RevokedJtis, replay: ReplayCache,
-                 entra: Callable[[], Any] = lambda: None) -> None:
+                 entra: Callable[[], Any] = lambda: None, opaque: OpaqueHandles | None = None) -> None:
         self._settings = settings
+        self._opaque = opaque
         self._trusted = trusted
         self._issuer = issuer
         self._revoked = revoked
@@ -89,6 +92,8 @@ class SubjectTokens:
         """The issuer name the unverified token claims to come from (routing only)."""
         if token_type not in SUBJECT_TOKEN_TYPES:
             raise InvalidRequest("The subject_token_type is not supported.", reason="unsupported_subject_token_type")
+        if self._opaque is not None and token_type == ACCESS_TOKEN_TYPE and is_handle(token):
+            return SELF
         try:
             iss = parse_compact(token).payload.get("iss")
         except TokenValidationError as e:
@@ -125,7 +130,13 @@ class SubjectTokens:
                                  detail=f"issuer={subject.issuer_name} jti={subject.replay_jti[:64]}")
 
     async def _self(self, token: str, client_id: str, now: float) -> Subject:
-        claims = self._issuer.verify(token, now=now)
+        if self._opaque is not None and is_handle(token):
+            found = await self._opaque.claims(token, now=now)
+            if found is None:
+                raise TokenInvalid("unknown_handle")
+            claims = dict(found)
+        else:
+            claims = self._issuer.verify(token, now=now)
         if await self._revoked.is_revoked(claims["jti"]):
             raise InvalidRequest("The subject token is not acceptable.", reason="subject_revoked",
                                  detail=f"jti={claims['jti']}")

@@ -6,7 +6,8 @@ subject's scopes → single-use commit (replay_check) → mint. The issued token
 exactly the requested targets, its scope never exceeds subject ∩ client, and its lifetime is
 min(client TTL, the subject's remaining lifetime).
 
-Delegation (`actor_token`) is refused for now in `_actor`; issue 9 replaces that seam.
+Delegation (`actor_token`, `may_act`, nested `act`): delegation.py. Opaque access tokens for
+`token_format = "opaque"` clients: opaque.py (the JWT's claims stored under a handle).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from service.grants.base import (
 from service.grants.federation import Federation, federated_scopes
 from service.grants.linking import AccountLinker
 from service.grants.policy import ENTRA, SELF
+from service.grants.delegation import Delegations, actor_param
 from service.grants.downstream_targets import DownstreamTargets, is_downstream
+from service.grants.opaque import OpaqueHandles, wants_opaque
 from service.grants.repos import RefreshTokens
 from service.grants.subject_tokens import Subject, SubjectTokens
 from service.settings import ClientSettings, Settings
@@ -43,6 +46,7 @@ class Issued:
     token: str
     jti: str
     expires_in: int
+    claims: dict[str, Any] = field(default_factory=dict, repr=False)   # as signed (opaque.py stores them)
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,8 @@ def mint_access_token(issuer: Any, *, sub: str, audiences: tuple[str, ...], clie
         claims["scope"] = " ".join(scopes)
     claims.update({k: v for k, v in extra.items() if v is not None})
     minted = issuer.mint(claims, now=now, ttl=ttl)
-    return Issued(minted.token, minted.jti, max(1, minted.exp - math.floor(now)))
+    signed = {"iss": issuer.issuer_url, **claims, "iat": math.floor(now), "exp": minted.exp, "jti": minted.jti}
+    return Issued(minted.token, minted.jti, max(1, minted.exp - math.floor(now)), signed)
 
 
 class TokenExchangeGrant:
@@ -87,7 +92,7 @@ class TokenExchangeGrant:
 
     def __init__(self, settings: Settings, *, subjects: SubjectTokens, issuer: Any,
                  refresh_tokens: RefreshTokens, federation: Federation | None = None,
-                 linker: AccountLinker | None = None,
+                 linker: AccountLinker | None = None, opaque: OpaqueHandles | None = None,
                  downstream: DownstreamTargets | None = None) -> None:
         self._settings = settings
         self._subjects = subjects
@@ -95,6 +100,8 @@ class TokenExchangeGrant:
         self._refresh = refresh_tokens
         self._federation = federation
         self._linker = linker
+        self._opaque = opaque
+        self._delegations = Delegations(subjects)
         self._downstream = downstream or DownstreamTargets(   # acs:teams / obo:<name>; unconfigured
             settings, subjects=subjects, entra=lambda: None, acs=lambda: None, obo=lambda: None)
 
@@ -104,11 +111,13 @@ class TokenExchangeGrant:
         subject_type = req.require("subject_token_type")
         if any(is_downstream(t) for t in req.targets):   # ACS / Entra OBO: downstream_targets.py
             return await self._downstream.handle(req, now=now)
-        self._actor(req)
+        actor_param(req)
         requested_type = req.get("requested_token_type") or ACCESS_TOKEN_TYPE
         trace.requested_token_type = requested_type
         if requested_type not in REQUESTED_TOKEN_TYPES:
             raise InvalidRequest("The requested_token_type is not supported.", reason="unsupported_requested_type")
+        if wants_opaque(req.client) and requested_type != ACCESS_TOKEN_TYPE:
+            raise InvalidRequest("The requested_token_type is not supported.", reason="opaque_client_jwt_requested")
         targets = req.targets
         trace.audience = targets
         requested_scopes = req.requested_scopes()
@@ -128,7 +137,11 @@ class TokenExchangeGrant:
         remaining = subject.exp - now
         if remaining < 1:
             raise InvalidRequest("The subject token is not acceptable.", reason="subject_expired")
+        delegation = await self._delegations.resolve(req, subject, resolve_sub=self._local_sub, now=now)
+        if delegation.chain:
+            trace.extra["actor_chain"] = list(delegation.chain)
         await self._subjects.commit(subject)
+        await self._delegations.commit(delegation)
 
         who = await resolve_subject(subject, federation=self._federation, linker=self._linker, targets=targets)
         sub, scopes = who.sub, who.scopes(decision.scopes, requested_scopes)
@@ -138,10 +151,13 @@ class TokenExchangeGrant:
         ttl = min(req.client.access_token_ttl, remaining)
         issued = mint_access_token(self._issuer, sub=sub, audiences=targets,
                                    client_id=who.federated.client_id if who.federated else req.client.client_id,
-                                   scopes=scopes, extra=extra, ttl=ttl, now=now)
+                                   scopes=scopes, extra={**extra, "act": delegation.act}, ttl=ttl, now=now)
+        if self._opaque is not None:
+            issued = await self._opaque.finish(issued, req.client, now=now)
         trace.jti, trace.issued_token_type = issued.jti, requested_type
         refresh = None
-        if req.client.refresh_tokens and "refresh_token" in req.client.grant_types and not who.federated:
+        if req.client.refresh_tokens and "refresh_token" in req.client.grant_types and not who.federated \
+                and not delegation.delegated:
             family_exp = min(math.floor(now) + self._settings.issuer.refresh_token_ttl, subject.exp)
             grant = {"sub": sub, "aud": list(targets), "scope": list(scopes), "issuer": issuer_name,
                      **{k: v for k, v in extra.items() if v is not None}}
@@ -151,11 +167,6 @@ class TokenExchangeGrant:
                              scope=scope_for_response(requested_scopes, scopes),
                              refresh_token=refresh)
 
-    def _actor(self, req: TokenRequest) -> None:
-        """actor_token ⇔ actor_token_type; delegation itself arrives with issue 9."""
-        has_token, has_type = req.get("actor_token") is not None, req.get("actor_token_type") is not None
-        if has_token != has_type:
-            raise InvalidRequest("actor_token and actor_token_type must be sent together.",
-                                 reason="actor_token_type_mismatch")
-        if has_token:
-            raise InvalidRequest("Delegation is not supported.", reason="delegation_not_supported")
+    async def _local_sub(self, subject: Subject) -> str:
+        """The local `sub` of a subject or actor (account linking; delegation compares these)."""
+        return (await resolve_subject(subject, linker=self._linker)).sub

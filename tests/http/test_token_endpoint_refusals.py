@@ -60,9 +60,8 @@ async def test_an_actor_token_without_its_type_or_vice_versa_is_invalid_request(
     await refused(await post_token(client, exchange_form(partner_token()) + extra), 400, "invalid_request")
 
 
-async def test_delegation_is_refused_until_it_is_supported(client):
-    form = exchange_form(partner_token()) + [("actor_token", partner_token(sub="actor")),
-                                             ("actor_token_type", ACCESS_TOKEN)]
+async def test_an_actor_equal_to_the_subject_is_invalid_request(client):
+    form = exchange_form(partner_token()) + [("actor_token", partner_token()), ("actor_token_type", ACCESS_TOKEN)]
     await refused(await post_token(client, form), 400, "invalid_request")
 
 
