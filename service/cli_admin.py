@@ -11,6 +11,8 @@ def add_admin_commands(sub, load_from_args) -> None:
     p = keys_sub.add_parser("rotate", help="add a next key (published now, signing after the delay)")
     p.add_argument("--config")
     p.set_defaults(func=lambda args: _keys_rotate(args, load_from_args))
+    from .cli_explain import add_explain_command
+    add_explain_command(sub, load_from_args)
 
 
 def _keys_rotate(args: argparse.Namespace, load_from_args) -> int:

@@ -125,15 +125,18 @@ class TokenExchangeGrant:
         issuer_name = self._subjects.route(subject_token, subject_type)
         trace.issuer = issuer_name
         inp = policy.PolicyInput(req.client, self.GRANT_TYPE, issuer_name, targets, requested_scopes)
-        trace.rule = policy.enforce(policy.evaluate(inp)).rule
+        first = policy.evaluate(inp)
+        trace.rule = first.rule                  # audited on a denial too: `tokenbroker explain` names it
+        policy.enforce(first)
 
         subject = await self._subjects.validate(subject_token, issuer_name, client_id=req.client.client_id,
                                                 now=now)
         trace.subject_hash = short_hash(f"{subject.iss}|{subject.external_id}")
-        decision = policy.enforce(policy.evaluate(
+        decision = policy.evaluate(
             policy.PolicyInput(req.client, self.GRANT_TYPE, issuer_name, targets, requested_scopes,
-                               subject.scopes)))
+                               subject.scopes))
         trace.rule = decision.rule
+        policy.enforce(decision)
         remaining = subject.exp - now
         if remaining < 1:
             raise InvalidRequest("The subject token is not acceptable.", reason="subject_expired")
