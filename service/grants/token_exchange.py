@@ -28,12 +28,12 @@ from service.grants.base import (
     TokenResponse,
     scope_for_response,
 )
-from service.grants.federation import Federation, federated_scopes
-from service.grants.linking import AccountLinker
-from service.grants.policy import ENTRA, SELF
 from service.grants.delegation import Delegations, actor_param
 from service.grants.downstream_targets import DownstreamTargets, is_downstream
+from service.grants.federation import Federation, federated_scopes
+from service.grants.linking import AccountLinker
 from service.grants.opaque import OpaqueHandles, wants_opaque
+from service.grants.policy import ENTRA, SELF
 from service.grants.repos import RefreshTokens
 from service.grants.subject_tokens import Subject, SubjectTokens
 from service.settings import ClientSettings, Settings
