@@ -13,6 +13,8 @@ def add_admin_commands(sub, load_from_args) -> None:
     p.set_defaults(func=lambda args: _keys_rotate(args, load_from_args))
     from .cli_explain import add_explain_command
     add_explain_command(sub, load_from_args)
+    from .cli_accounts import add_accounts_command
+    add_accounts_command(sub, load_from_args)
 
 
 def _keys_rotate(args: argparse.Namespace, load_from_args) -> int:

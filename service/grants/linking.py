@@ -75,7 +75,7 @@ class Account:
                    tuple((x["issuer"], x["subject"]) for x in value.get("links") or ()))
 
 
-def _audit_link(event: str, account_id: str, issuer: str, subject: str, **fields: Any) -> None:
+def audit_link(event: str, account_id: str, issuer: str, subject: str, **fields: Any) -> None:
     audit(event, account=account_id, issuer=issuer, subject=short_hash(f"{issuer}|{subject}"), **fields)
 
 
@@ -223,7 +223,7 @@ class AccountLinker:
                 continue
             holder = await self._accounts.link(found, issuer, ext)
             if holder == found:
-                _audit_link("account.linked", found, issuer, ext, method="attribute", attribute=name)
+                audit_link("account.linked", found, issuer, ext, method="attribute", attribute=name)
             return await self._accounts.get(holder)
         raise InvalidRequest("The subject token is not acceptable.", reason="account_no_match",
                              detail=f"issuer={issuer} lookup={','.join(lookup)}")
@@ -236,9 +236,9 @@ class AccountLinker:
         if holder != account.id:          # a concurrent first exchange linked its own account
             await self._accounts.discard(account)
             return await self._accounts.get(holder)
-        _audit_link("account.created", account.id, issuer, ext, method="jit")
-        _audit_link("account.linked", account.id, issuer, ext, method="jit")
+        audit_link("account.created", account.id, issuer, ext, method="jit")
+        audit_link("account.linked", account.id, issuer, ext, method="jit")
         return await self._accounts.get(account.id)
 
 
-__all__ = ["Account", "AccountConflict", "AccountLinker", "Accounts", "lookup_value", "profile"]
+__all__ = ["Account", "AccountConflict", "AccountLinker", "Accounts", "audit_link", "lookup_value", "profile"]
