@@ -140,8 +140,9 @@ async def test_rfc8693_a1_impersonation_vector(client):
     assert claims["sub"] == "user-a1"
 
 
-async def test_rfc8693_a2_delegation_vector_is_refused_until_delegation_lands(client):
-    """A.2.1: audience + jwt subject + jwt actor. Delegation arrives with issue 9: invalid_request now."""
+async def test_rfc8693_a2_vector_with_the_subject_token_as_its_own_actor_is_refused(client):
+    """A.2.1 shape, but the actor token is the subject token itself: actor == subject is invalid_request
+    (the real A.2 delegation is in tests/http/test_delegation.py)."""
     subject = client.app[TOKEN_ISSUER].mint({"sub": "user@example.net", "aud": "rs08", "client_id": "rs08",
                                              "may_act": {"sub": "admin@example.net"}},
                                             now=time.time(), ttl=600).token
