@@ -111,6 +111,8 @@ class Delegations:
                 raise InvalidRequest("The subject token requires an actor_token.", reason="may_act_without_actor")
             return Delegation(prior, None, _chain_hashes(prior, subject.iss))
         actor = await self._validate(req, *param, now=now)
+        chain = (short_hash(f"{actor.iss}|{actor.external_id}"), *_chain_hashes(prior, subject.iss))
+        req.trace.extra["actor_chain"] = list(chain)          # audited on refusals too
         actor_sub, subject_sub = await resolve_sub(actor), await resolve_sub(subject)
         same_external = (actor.iss, actor.claims.get("sub")) == (subject.iss, subject.claims.get("sub"))
         if same_external or actor_sub == subject_sub:
@@ -125,7 +127,6 @@ class Delegations:
             if _depth(prior) >= MAX_ACT_DEPTH:
                 raise InvalidRequest("The subject token is not acceptable.", reason="act_chain_too_deep")
             act["act"] = prior
-        chain = (short_hash(f"{actor.iss}|{actor.external_id}"), *_chain_hashes(prior, subject.iss))
         return Delegation(act, actor, chain)
 
     async def _validate(self, req: TokenRequest, token: str, token_type: str, *, now: float) -> Subject:

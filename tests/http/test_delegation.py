@@ -148,3 +148,12 @@ async def test_the_audit_event_records_the_hashed_actor_chain(client):
     chain = events[0]["actor_chain"]
     assert len(chain) == 2 and all(len(h) == 12 for h in chain) and chain[0] != chain[1]
     assert "agent-1" not in repr(logs) and "agent-2" not in repr(logs)
+
+
+async def test_a_refused_delegation_is_audited_with_the_actor(client):
+    subject = partner_token(sub="user-1", may_act={"sub": "agent-1"})
+    with capture_logs() as logs:
+        await refused(await post_token(client, delegated_form(subject, partner_token(sub="agent-2"))))
+    events = [e for e in logs if e.get("audit")]
+    assert events[0]["decision"] == "deny" and events[0]["reason"] == "may_act_mismatch"
+    assert len(events[0]["actor_chain"]) == 1
