@@ -1,0 +1,244 @@
+"""Key rotation while serving, end to end: real `tokenbroker serve` processes and the real
+`tokenbroker keys rotate` command on one keys_dir. The next key is published without a restart
+(SIGHUP, or the periodic reload), signs after `key_activation_delay`, tokens from before and
+after verify against the served JWKS, and replicas on one keys_dir serve the same JWKS."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import jwt
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKENBROKER = [sys.executable, "-m", "service"]
+PUBLIC_URL = "http://broker.test"
+PARTNER_ISS = "https://auth.partner.example"
+PARTNER_SECRET = "partner-hmac-secret-of-at-least-32-bytes!"
+CONFIG = f"""
+[server]
+public_url = "{PUBLIC_URL}"
+
+[issuer]
+keys_dir = "keys"
+key_activation_delay = 1
+access_token_ttl = 300
+
+[store]
+url = "memory://"
+
+[[trusted_issuers]]
+name = "partner"
+issuer = "{PARTNER_ISS}"
+secret = "{PARTNER_SECRET}"
+audiences = ["https://broker.example"]
+algorithms = ["HS256"]
+
+[[clients]]
+client_id = "portal"
+client_secret = "portal-secret"
+allowed_issuers = ["partner"]
+allowed_audiences = ["dashboard"]
+allowed_scopes = ["read"]
+"""
+WAIT = 30.0   # generous bound for a busy machine; never asserted as a duration
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("TOKENBROKER_")}
+
+
+class Serve:
+    """One `tokenbroker serve --port 0` child; its JSON log lines are read by a thread."""
+
+    def __init__(self, config: Path) -> None:
+        self.proc = subprocess.Popen([*TOKENBROKER, "serve", "--config", str(config), "--port", "0"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                                     env=_env())
+        self.events: queue.Queue[dict] = queue.Queue()
+        self.seen: list[dict] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        started = self.wait_for("server.started")
+        self.url = f"http://127.0.0.1:{started['port']}"
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = {"event": "raw", "line": line.rstrip()}
+            self.events.put(record if isinstance(record, dict) else {"event": "raw"})
+        self.events.put({"event": "eof"})
+
+    def wait_for(self, event: str) -> dict:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            try:
+                record = self.events.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            self.seen.append(record)
+            if record.get("event") == event:
+                return record
+            if record.get("event") == "eof":
+                break
+        raise AssertionError(f"no {event}; saw {[r.get('event') for r in self.seen][-20:]}")
+
+    def events_named(self, event: str) -> int:
+        """How many lines so far carried this event (reads what the thread has queued)."""
+        while True:
+            try:
+                self.seen.append(self.events.get_nowait())
+            except queue.Empty:
+                return sum(r.get("event") == event for r in self.seen)
+
+    def jwks(self) -> dict:
+        with urllib.request.urlopen(f"{self.url}/oauth2/jwks", timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def kids(self) -> set[str]:
+        return {k["kid"] for k in self.jwks()["keys"]}
+
+    def token(self) -> str:
+        now = int(time.time())
+        subject = jwt.encode({"iss": PARTNER_ISS, "sub": "user-1", "aud": "https://broker.example",
+                              "scope": "read", "iat": now, "exp": now + 600}, PARTNER_SECRET, algorithm="HS256")
+        form = urllib.parse.urlencode({
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "subject_token": subject,
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt", "audience": "dashboard"}).encode()
+        auth = base64.b64encode(b"portal:portal-secret").decode()
+        req = urllib.request.Request(f"{self.url}/oauth2/token", data=form,
+                                     headers={"Authorization": f"Basic {auth}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())["access_token"]
+
+    def hup(self) -> None:
+        self.proc.send_signal(signal.SIGHUP)
+        self.wait_for("server.reloaded")     # the reload hooks ran before this line was logged
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def kid_of(token: str) -> str:
+    return jwt.get_unverified_header(token)["kid"]
+
+
+def verify(token: str, jwks: dict) -> dict:
+    """As a resource server: PyJWT against the served JWK Set."""
+    key = jwt.PyJWKSet.from_dict(jwks)[kid_of(token)].key
+    return jwt.decode(token, key, algorithms=["ES256"], audience="dashboard", issuer=PUBLIC_URL)
+
+
+def rotate(config: Path) -> str:
+    result = subprocess.run([*TOKENBROKER, "keys", "rotate", "--config", str(config)], capture_output=True,
+                            text=True, cwd=ROOT, env=_env(), timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def signed_by(server: Serve, kid: str) -> str | None:
+    token = server.token()
+    return token if kid_of(token) == kid else None
+
+
+def eventually(probe, what: str):
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"never: {what}")
+
+
+@pytest.fixture(name="config")
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "broker.toml"
+    path.write_text(CONFIG)
+    return path
+
+
+@pytest.fixture(name="servers")
+def _servers():
+    started: list[Serve] = []
+    yield started
+    for server in started:
+        server.stop()
+
+
+def test_sighup_publishes_the_rotated_key_at_once_and_it_signs_after_activation(config, servers):
+    servers.append(server := Serve(config))
+    before = server.token()
+    old_kid = kid_of(before)
+    assert server.kids() == {old_kid}
+    new_kid = rotate(config)
+    assert new_kid != old_kid
+    server.hup()
+    assert server.kids() == {old_kid, new_kid}      # pre-published, the old key still listed
+    after = eventually(lambda: signed_by(server, new_kid), "a token signed by the rotated-in key")
+    jwks = server.jwks()
+    assert verify(before, jwks)["sub"] == verify(after, jwks)["sub"]
+    assert server.proc.poll() is None
+    assert server.events_named("server.started") == 1                       # never restarted
+    assert server.events_named("keyring.reloaded") >= 1
+
+
+def test_without_a_signal_the_periodic_reload_picks_the_rotation_up(config, servers):
+    servers.append(server := Serve(config))
+    before = server.token()
+    new_kid = rotate(config)
+    eventually(lambda: new_kid in server.kids(), "the rotated-in key in the served JWKS")
+    after = eventually(lambda: signed_by(server, new_kid), "a token signed by the rotated-in key")
+    jwks = server.jwks()
+    assert verify(before, jwks)["client_id"] == verify(after, jwks)["client_id"] == "portal"
+    assert kid_of(before) in {k["kid"] for k in jwks["keys"]}
+    assert server.proc.poll() is None
+
+
+def test_replicas_on_one_keys_dir_serve_the_same_jwks_before_and_after_a_rotation(config, servers):
+    servers.append(first := Serve(config))
+    servers.append(second := Serve(config))
+    assert first.jwks() == second.jwks()
+    new_kid = rotate(config)
+    first.hup()
+    second.hup()
+    assert first.jwks() == second.jwks()
+    assert new_kid in first.kids()
+    token = eventually(lambda: signed_by(first, new_kid), "the first replica signing with the new key")
+    assert verify(token, second.jwks())["aud"] == "dashboard"      # one replica's token, the other's JWKS
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "not found"),
+    ("[issuer]\nbogus = 1\n", "issuer.bogus"),
+    ('[issuer]\nsigning_alg = "HS256"\n', "issuer.signing_alg"),
+])
+def test_keys_rotate_with_a_bad_config_exits_2_and_names_the_problem(tmp_path, content, message):
+    path = tmp_path / "bad.toml"
+    if content is not None:
+        path.write_text(content)
+    result = subprocess.run([*TOKENBROKER, "keys", "rotate", "--config", str(path)], capture_output=True,
+                            text=True, cwd=ROOT, env=_env(), timeout=60)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not (tmp_path / "keys").exists()
