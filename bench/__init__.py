@@ -1,0 +1,1 @@
+"""Benchmarks of the broker against `tokenbroker dev` on loopback (bounded, self-stopping)."""
