@@ -19,6 +19,7 @@ from service.grants.base import (
     TokenResponse,
     scope_for_response,
 )
+from service.grants.linking import TOKEN_CLAIMS
 from service.grants.opaque import OpaqueHandles
 from service.grants.repos import RefreshTokens
 from service.grants.token_exchange import mint_access_token
@@ -58,7 +59,8 @@ class RefreshTokenGrant:
         if remaining < 1:
             raise InvalidGrant(reason="refresh_family_expired")
         ttl = min(req.client.access_token_ttl, remaining)
-        extra = {"tid": grant.get("tid"), "oid": grant.get("oid")}
+        extra = {"tid": grant.get("tid"), "oid": grant.get("oid"),
+                 **{k: grant[k] for k in TOKEN_CLAIMS if k in grant}}     # a linked account's attributes
         issued = mint_access_token(self._issuer, sub=grant["sub"], audiences=tuple(grant["aud"]),
                                    client_id=req.client.client_id, scopes=scopes, extra=extra, ttl=ttl,
                                    now=now)

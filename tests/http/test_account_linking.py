@@ -172,7 +172,8 @@ async def test_our_own_tokens_and_refreshes_keep_the_account(client):
                                                     "refresh_token": body["refresh_token"]},
                              headers=basic("portal", "portal-secret"))
     assert resp.status == 200
-    assert claims_of(await resp.json())["sub"] == account
+    refreshed = claims_of(await resp.json())
+    assert refreshed["sub"] == account and refreshed["name"] == "Gus"
 
 
 # --- Entra subjects (the Entra emulator) -------------------------------------------------
