@@ -3,6 +3,8 @@ linking modes of `AccountLinker`, which claims may find an account, and the [ent
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from structlog.testing import capture_logs
 
@@ -177,3 +179,10 @@ def test_entra_linking_settings_are_checked(tmp_path, toml, key):
 def test_entra_linking_can_be_set_from_the_environment(tmp_path):
     s = load_settings(ENTRA, {"TOKENBROKER_ENTRA__LINKING": "jit"}, base_dir=tmp_path)
     assert s.entra.linking == "jit" and s.entra.lookup_attributes == ("oid",)
+
+
+async def test_concurrent_first_exchanges_of_one_identity_end_with_one_account(settings, store):
+    linkers = [AccountLinker(settings, Accounts(store)) for _ in range(5)]
+    found = await asyncio.gather(*(lk.resolve(subject("jit", "racer", name="R")) for lk in linkers))
+    assert len({a.id for a in found}) == 1
+    assert [a.id for a in await Accounts(store).list()] == [found[0].id]
