@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint system-deps bench clean
+.PHONY: install run test lint system-deps bench readme clean
 
 install: $(STAMP)
 
@@ -35,7 +35,11 @@ lint: install
 	$(BIN)/ruff check service emulators minimal_client tests
 
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench | tee bench/RESULTS.md.new && mv bench/RESULTS.md.new bench/RESULTS.md
+	$(BIN)/python docs/build_readme.py
+
+readme: install
+	$(BIN)/python docs/build_readme.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -162,8 +162,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--port", type=int, default=8700)
     args = parser.parse_args()
-    print(f"# tokenbroker bench: {os.cpu_count()} CPUs, {args.concurrency} connections, "
-          f"{args.seconds:.0f} s per scenario, load generator in a separate process")
+    print(f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPUs with {args.concurrency} connections, "
+          f"{args.seconds:.0f} s per scenario (`python -m bench --seconds {args.seconds:g}`):\n")
     print(asyncio.run(run(args.seconds, args.concurrency, args.port)))
     return 0
 
