@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,12 @@ from service.settings import Settings
 from service.validation.teams import validate_teams_token
 
 NOT_ACCEPTABLE = "The subject token is not acceptable."
+#: run on the validated user before the downstream call (account linking may refuse)
+Check = Callable[[Any], Awaitable[None]]
+
+
+async def _no_check(_principal: Any) -> None:
+    return None
 
 
 class DownstreamRefused(OAuthError):
@@ -92,13 +99,14 @@ def _unavailable(target: str) -> InvalidTarget:
 
 
 async def call_acs_teams(validator: Any, client: Any, settings: Settings, teams_token: str, *,
-                         trace: AuditTrace, now: float) -> DownstreamResult:
+                         trace: AuditTrace, now: float, check: Check = _no_check) -> DownstreamResult:
     """An ACS "Teams user" token for the Teams token's user (`oid`), asked for by its app."""
     if client is None or settings.acs is None:
         raise _unavailable("acs:teams")
     teams = await validate_teams_token(validator, teams_token, settings.acs, now=now)
     if teams.exp - now < 1:           # within the validator's clock skew, but nothing left to give
         raise InvalidRequest(NOT_ACCEPTABLE, reason="subject_expired")
+    await check(teams)
     calls: dict = {}
     trace.extra["downstream"] = "acs"
     try:
@@ -119,7 +127,7 @@ async def call_acs_teams(validator: Any, client: Any, settings: Settings, teams_
 
 
 async def call_obo(validator: Any, client: Any, name: str, assertion: str, *, trace: AuditTrace,
-                   now: float) -> DownstreamResult:
+                   now: float, check: Check = _no_check) -> DownstreamResult:
     """An Entra token for `[obo.<name>]` on behalf of the assertion's user."""
     downstream = client.downstream(name) if client is not None else None
     if downstream is None:
@@ -127,6 +135,7 @@ async def call_obo(validator: Any, client: Any, name: str, assertion: str, *, tr
     p = await validator.validate(assertion, now=now)
     if p.is_app_only or not p.oid or not p.tid:   # there is no user to act for
         raise InvalidRequest(NOT_ACCEPTABLE, reason="subject_app_only")
+    await check(p)
     trace.extra.update(downstream="entra_obo", downstream_request_id=current_request_id() or None)
     caller = OboCaller(tid=p.tid, oid=p.oid, app_id=p.app_id, token_hash=p.token_hash, assertion_exp=p.exp)
     try:

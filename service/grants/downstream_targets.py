@@ -12,7 +12,8 @@ The Microsoft downstreams as RFC 8693 exchange outputs, allowed per client in
                   → token_type `Bearer`, expires_in as Entra granted, scope = its configured scopes
 
 Both issue `urn:ietf:params:oauth:token-type:access_token`, never a refresh token, and need
-the client to be allowed the `entra` issuer. `evaluate` adds the downstream rules to
+the client to be allowed the `entra` issuer. The Entra user's account linking (`[entra] linking`)
+applies before the downstream call: `require_linked` refuses an unlinked user, `jit` links one. `evaluate` adds the downstream rules to
 `policy.evaluate` (one pure function for the endpoint and `tokenbroker explain`):
 
     rule                             error            when
@@ -40,6 +41,7 @@ from service.grants import policy
 from service.grants.base import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE, TokenRequest, TokenResponse
 from service.grants.downstream_calls import call_acs_teams, call_obo
 from service.grants.policy import ENTRA, Decision, PolicyInput
+from service.grants.subject_tokens import Subject
 from service.settings import Settings
 
 ACS_TEAMS = "acs:teams"
@@ -112,7 +114,9 @@ class DownstreamTargets:
         self._subjects = subjects
         self._entra, self._acs, self._obo = entra, acs, obo
 
-    async def handle(self, req: TokenRequest, *, now: float) -> TokenResponse:
+    async def handle(self, req: TokenRequest, *, now: float, linker: Any = None) -> TokenResponse:
+        """`linker` (grants/linking.py): the Entra user's account-linking mode applies here too,
+        so `require_linked` refuses an unlinked user before ACS or Entra is called."""
         trace = req.trace
         subject_token = req.require("subject_token")
         subject_type = req.require("subject_token_type")
@@ -137,13 +141,19 @@ class DownstreamTargets:
         if validator is None:
             raise InvalidTarget(detail="no Entra validator", reason="downstream_unavailable")
         target = targets[0]
+
+        async def check(p: Any) -> None:
+            if linker is not None:
+                await linker.resolve(Subject(ENTRA, str(p.claims.get("iss", "")), f"{p.tid}/{p.oid}",
+                                             frozenset(), int(p.exp), p.claims, tid=p.tid, oid=p.oid))
+
         try:
             if target == ACS_TEAMS:
                 result = await call_acs_teams(validator, self._acs(), self._settings, subject_token,
-                                              trace=trace, now=now)
+                                              trace=trace, now=now, check=check)
             else:
                 result = await call_obo(validator, self._obo(), target[len(OBO_PREFIX):], subject_token,
-                                        trace=trace, now=now)
+                                        trace=trace, now=now, check=check)
         except TokenValidationError as e:
             raise InvalidRequest("The subject token is not acceptable.", reason=f"subject_{e.reason}",
                                  detail=e.detail) from e

@@ -110,7 +110,7 @@ class TokenExchangeGrant:
         subject_token = req.require("subject_token")
         subject_type = req.require("subject_token_type")
         if any(is_downstream(t) for t in req.targets):   # ACS / Entra OBO: downstream_targets.py
-            return await self._downstream.handle(req, now=now)
+            return await self._downstream.handle(req, now=now, linker=self._linker)
         actor_param(req)
         requested_type = req.get("requested_token_type") or ACCESS_TOKEN_TYPE
         trace.requested_token_type = requested_type

@@ -26,7 +26,7 @@ SECRETS = {"teams-app": "teams-app-secret", "dash-only": "dash-only-secret", "pa
            "ghost-app": "ghost-secret", "no-entra": "no-entra-secret"}
 
 
-def broker_toml(entra, acs, keys_dir) -> str:
+def broker_toml(entra, acs, keys_dir, entra_extra: str = "") -> str:
     return f"""
 [server]
 public_url = "http://broker.test"
@@ -41,6 +41,7 @@ client_id = "{demo.BROKER_CLIENT_ID}"
 client_secret = {json.dumps(demo.BROKER_SECRET)}
 allowed_tenants = ["{demo.TENANT_ID}", "{demo.PARTNER_TENANT_ID}"]
 timeout = 5
+{entra_extra}
 
 [acs]
 endpoint = {json.dumps(acs.url)}
@@ -323,3 +324,30 @@ async def test_entra_unavailable_is_a_503_with_retry_after(broker, entra):
     assert (resp.status, body["error"]) == (503, "temporarily_unavailable"), body
     assert resp.headers["Retry-After"] == "30"
 
+
+
+# --- account linking applies to the Entra user of a downstream target ---------------------------
+
+@pytest.mark.parametrize("audience", ["acs:teams", "obo:workspace"])
+async def test_an_unlinked_user_under_require_linked_is_refused_before_the_downstream(
+        aiohttp_client, entra, acs, tmp_path, audience):
+    settings = load_settings(broker_toml(entra, acs, tmp_path / "keys", 'linking = "require_linked"'), {},
+                             base_dir=tmp_path)
+    broker = await aiohttp_client(create_app(settings))
+    token = teams_token(entra) if audience == "acs:teams" else portal_token(entra)
+    with capture_logs() as logs:
+        resp, body = await exchange(broker, token, audience)
+    assert (resp.status, body["error"]) == (400, "invalid_request"), body
+    assert audit_of(logs)["reason"] == "account_not_linked"
+    assert acs.requests() == [] and obo_calls(entra) == []
+
+
+async def test_a_jit_linked_user_gets_the_downstream_token(aiohttp_client, entra, acs, tmp_path):
+    settings = load_settings(broker_toml(entra, acs, tmp_path / "keys", 'linking = "jit"'), {},
+                             base_dir=tmp_path)
+    broker = await aiohttp_client(create_app(settings))
+    with capture_logs() as logs:
+        resp, body = await exchange(broker, teams_token(entra), "acs:teams")
+    assert resp.status == 200, body
+    [linked] = [e for e in logs if e["event"] == "account.linked"]
+    assert (linked["issuer"], linked["method"]) == ("entra", "jit")
