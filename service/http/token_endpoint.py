@@ -77,5 +77,9 @@ OPENAPI = {
             "400": {"description": "invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type, "
                                    "invalid_scope, invalid_target", "content": _ERROR},
             "401": {"description": "invalid_client", "content": _ERROR},
+            "502": {"description": "audience=acs:teams / obo:<name>: ACS or Entra answered badly or refused "
+                                   "the broker's credential", "content": _ERROR},
+            "503": {"description": "ACS or Entra unavailable or throttling (Retry-After)", "content": _ERROR},
+            "504": {"description": "ACS or Entra did not answer in time (Retry-After)", "content": _ERROR},
         }}},
 }
