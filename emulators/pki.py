@@ -68,7 +68,7 @@ def ensure_pki(directory: str | Path, hosts: tuple[str, ...] = DEFAULT_HOSTS) ->
     if pki.ca_pem.exists() and pki.cert_pem.exists() and pki.key_pem.exists():
         return pki
 
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("tokenbroker dev CA")
     ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())

@@ -18,11 +18,20 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from .downstream.acs import AcsClient
+from .downstream.acs_identities import AcsIdentities
+from .downstream.entra_credentials import load_broker_credential
+from .downstream.entra_obo import EntraOboClient
+from .errors import ConfigurationError
+from .grants import TokenService
 from .http.middlewares import MIDDLEWARES
 from .http.routes import setup_routes
+from .issuing import Keyring, TokenIssuer
 from .logs import get_logger
 from .metrics import Metrics
 from .settings import Settings
+from .storage import open_store
+from .storage.repos import AcsIdentityMap
 from .typedefs import (
     ACS_CLIENT,
     ACS_IDENTITIES,
@@ -42,15 +51,6 @@ from .typedefs import (
     TOKEN_ISSUER,
     Clock,
 )
-from .errors import ConfigurationError
-from .issuing import Keyring, TokenIssuer
-from .storage import open_store
-from .grants import TokenService
-from .downstream.entra_credentials import load_broker_credential
-from .downstream.entra_obo import EntraOboClient
-from .downstream.acs import AcsClient
-from .downstream.acs_identities import AcsIdentities
-from .storage.repos import AcsIdentityMap
 from .validation import EntraValidator, JwksCache
 from .validation.trusted_issuers import TrustedIssuerValidator
 

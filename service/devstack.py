@@ -100,9 +100,8 @@ async def _start_emulators(state_dir: Path, ports: DevPorts):
     """The Entra ID and ACS emulators over HTTPS with the dev CA (TEST ONLY code, lazily)."""
     from emulators.acs import create_app as acs_app
     from emulators.acs.state import DEV_ACCESS_KEY, AcsConfig
-    from emulators.entra import EntraConfig
+    from emulators.entra import EntraConfig, demo
     from emulators.entra import create_app as entra_app
-    from emulators.entra import demo
     from emulators.pki import ensure_pki
 
     pki = ensure_pki(state_dir / "pki")

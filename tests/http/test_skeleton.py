@@ -6,7 +6,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from service.app import create_app
 from service.http.routes import route_modules
