@@ -8,26 +8,43 @@ import signal
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from aiohttp import web
 
 from .logs import configure_logging, get_logger
-from .settings import Settings
+from .settings import ServerSettings, Settings
 
 log = get_logger("tokenbroker.server")
 
 
-def _bound_port(site: web.TCPSite, fallback: int) -> int:
+def _bound_port(site: web.BaseSite, fallback: int) -> int:
     server = getattr(site, "_server", None)
     sockets = getattr(server, "sockets", None) or []
     return sockets[0].getsockname()[1] if sockets else fallback
+
+
+def _bind_ephemeral(settings: Settings) -> tuple[Settings, socket.socket]:
+    """`--port 0`: bind first, so a derived `public_url` (our tokens' issuer) names the real port."""
+    host = settings.server.host
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    server = settings.server
+    derived = ServerSettings(host=host, port=0).public_url
+    public_url = "" if server.public_url == derived else server.public_url
+    return replace(settings, server=replace(server, port=port, public_url=public_url)), sock
 
 
 async def run_app(settings: Settings, *, reuse_port: bool = False) -> int:
     from .app import create_app
     from .typedefs import RELOAD_HOOKS
 
+    sock = None
+    if settings.server.port == 0:
+        settings, sock = _bind_ephemeral(settings)
     app = create_app(settings)
     grace = float(settings.server.shutdown_grace)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace)
@@ -36,9 +53,15 @@ async def run_app(settings: Settings, *, reuse_port: bool = False) -> int:
     except Exception as exc:  # a component could not start (store, keys, ...): say which, exit 1
         log.error("server.startup_failed", error=type(exc).__name__, detail=str(exc)[:300])
         await runner.cleanup()
+        if sock is not None:
+            sock.close()
         return 1
     host, port = settings.server.host, settings.server.port
-    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
+    site: web.BaseSite
+    if sock is not None:
+        site = web.SockSite(runner, sock, backlog=1024)
+    else:
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
     try:
         await site.start()
     except OSError as exc:

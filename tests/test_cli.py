@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -138,6 +139,8 @@ def test_serve_starts_answers_and_stops_cleanly_on_sigterm(local_config):
         assert status == 200 and b"tokenbroker_requests_total" in body
         status, body = server.get("/openapi.json")
         assert status == 200 and "/healthz" in json.loads(body)["paths"]
+        status, body = server.get("/.well-known/oauth-authorization-server")
+        assert json.loads(body)["issuer"] == server.url  # the real port, not ":0"
     finally:
         code = server.stop()
     assert code == 0
@@ -160,6 +163,27 @@ def test_every_log_line_is_json_and_carries_no_secret(config, tmp_path):
     assert "s3cr3t-value-never-logged" not in out
     for line in out.splitlines():
         json.loads(line)
+
+
+@pytest.mark.parametrize("which", ["entra", "acs"])
+def test_emulate_prints_its_started_line_and_serves_https(which, tmp_path):
+    proc = subprocess.Popen([*TOKENBROKER, "emulate", which, "--port", "0", "--pki", str(tmp_path / "pki")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env())
+    try:
+        line = json.loads(proc.stdout.readline())
+        assert line["event"] == "server.started" and line["port"] > 0
+        assert line["ca_bundle"] == str(tmp_path / "pki" / "ca.pem")
+        if which == "entra":
+            assert line["tenant_id"]
+            path = f"/{line['tenant_id']}/v2.0/.well-known/openid-configuration"
+        else:
+            path = "/_emulator/requests"
+        ctx = ssl.create_default_context(cafile=line["ca_bundle"])
+        with urllib.request.urlopen(line["url"] + path, context=ctx, timeout=10) as resp:
+            assert resp.status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
 
 
 def test_python_dash_m_service_is_the_same_command():
