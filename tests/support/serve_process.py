@@ -1,0 +1,166 @@
+"""Real processes for the production-story tests: `tokenbroker serve` children and a throwaway
+`redis-server`. Both are started by the test and always stopped by it (by their own pid).
+
+`ServeProcess` reads the child's JSON log lines in a thread; `wait_for(event)` returns the next
+line with that event (in order), `lines(event)` everything seen so far with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKENBROKER = [sys.executable, "-m", "service"]
+WAIT = 30.0      # a generous bound for a busy machine; never asserted as a duration
+
+
+def clean_env() -> dict[str, str]:
+    """The test's environment without TOKENBROKER_* overrides (the config file says everything)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TOKENBROKER_")}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def connection_refused(port: int) -> bool:
+    """True when nothing listens on 127.0.0.1:port any more."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+class ServeProcess:
+    """`tokenbroker serve --config FILE [args]` in its own session; stdout+stderr are JSON lines."""
+
+    def __init__(self, config: Path, *args: str, started: bool = True) -> None:
+        self.proc = subprocess.Popen([*TOKENBROKER, "serve", "--config", str(config), *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     cwd=ROOT, env=clean_env(), start_new_session=True)
+        self._queue: queue.Queue[dict] = queue.Queue()
+        self.seen: list[dict] = []
+        self.raw: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        self.url = ""
+        if started:
+            line = self.wait_for("server.started")
+            self.url = f"http://127.0.0.1:{line['port']}"
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.raw.append(line)
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = {"event": "raw", "line": line.rstrip()}
+            self._queue.put(record if isinstance(record, dict) else {"event": "raw", "line": line})
+        self._queue.put({"event": "eof"})
+
+    def wait_for(self, event: str) -> dict:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            try:
+                record = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self.seen.append(record)
+            if record.get("event") == event:
+                return record
+            if record.get("event") == "eof":
+                break
+        raise AssertionError(f"no {event}; saw {[r.get('event') for r in self.seen][-30:]}")
+
+    def drain(self) -> list[dict]:
+        """Everything logged so far (after the process ended: everything it logged)."""
+        while True:
+            try:
+                record = self._queue.get(timeout=0.5 if self.proc.poll() is not None else 0)
+            except queue.Empty:
+                return self.seen
+            self.seen.append(record)
+            if record.get("event") == "eof":
+                return self.seen
+
+    def lines(self, event: str) -> list[dict]:
+        return [r for r in self.drain() if r.get("event") == event]
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def get(self, path: str) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def terminate(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self) -> int:
+        return self.proc.wait(timeout=WAIT)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL to its own process group (workers included) if it lingers."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=WAIT)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)    # our own session: only our children
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.proc.poll() is None:
+            self.proc.wait(timeout=WAIT)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+class RedisServer:
+    """A throwaway `redis-server` on a free port, no persistence; `stop()` kills it."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + WAIT
+        while not self._answers():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"redis-server on port {self.port} did not start")
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=WAIT)
