@@ -27,7 +27,9 @@ async def read_form(request: web.Request, *, max_bytes: int = MAX_FORM_BYTES) ->
         raise InvalidRequest("The body must be UTF-8.", reason="charset")
     if request.content_length is not None and request.content_length > max_bytes:
         raise PayloadTooLarge(reason="form_too_large")
-    raw = await request.content.read(max_bytes + 1)
+    raw = bytearray()              # read() answers what has arrived so far: loop to the end
+    while len(raw) <= max_bytes and (chunk := await request.content.read(max_bytes + 1 - len(raw))):
+        raw += chunk
     if len(raw) > max_bytes:
         raise PayloadTooLarge(reason="form_too_large")
     try:
