@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import binascii
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,7 +26,7 @@ from typing import Any, TypeVar
 import aiohttp
 from azure.communication.identity import CommunicationUserIdentifier
 from azure.communication.identity.aio import CommunicationIdentityClient
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.core.pipeline.transport import AioHttpTransport
 
 from service.digest import sha256_hex
@@ -38,7 +37,6 @@ from service.settings import AcsSettings, EntraSettings
 from .acs_auth import AcsAuth, build_auth
 from .acs_errors import TEAMS_EXCHANGE, classify, map_error
 from .cache import SingleFlightCache
-from .entra_credentials import CredentialUnavailable
 from .retry import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, call_with_deadline
 
 T = TypeVar("T")
@@ -68,6 +66,14 @@ def _expiry(value: Any, operation: str) -> datetime:
         raise DownstreamError("Azure Communication Services answered unexpectedly.", status=502,
                               service=SERVICE, reason="bad_answer",
                               detail=f"acs {operation}: unreadable expiresOn") from exc
+
+
+def _text(value: Any, operation: str, field: str) -> str:
+    """A token or identity id from ACS: a non-empty string, or 502 (never `null` to our client)."""
+    if isinstance(value, str) and value:
+        return value
+    raise DownstreamError("Azure Communication Services answered unexpectedly.", status=502,
+                          service=SERVICE, reason="bad_answer", detail=f"acs {operation}: no {field}")
 
 
 def iso_utc(value: datetime) -> str:
@@ -116,7 +122,7 @@ class AcsClient:
         result = await self._call(TEAMS_EXCHANGE, partial(
             self._client.get_token_for_teams_user, teams_token, client_id, user_object_id),
             idempotent=True, trace=trace)
-        return result.token, _expiry(result.expires_on, TEAMS_EXCHANGE)
+        return _text(result.token, TEAMS_EXCHANGE, "token"), _expiry(result.expires_on, TEAMS_EXCHANGE)
 
     async def exchange_teams_token_cached(self, teams_token: str, client_id: str, user_object_id: str,
                                           *, not_after: float | None = None,
@@ -147,14 +153,14 @@ class AcsClient:
 
     async def create_user(self, *, trace: dict | None = None) -> str:
         user = await self._call("create_user", self._client.create_user, idempotent=False, trace=trace)
-        return user.properties["id"]
+        return _text(user.properties.get("id"), "create_user", "identity id")
 
     async def issue_token(self, user_id: str, scopes: tuple[str, ...] | list[str], minutes: int, *,
                           trace: dict | None = None) -> tuple[str, datetime]:
         result = await self._call("get_token", partial(
             self._client.get_token, CommunicationUserIdentifier(user_id), list(scopes),
             token_expires_in=timedelta(minutes=minutes)), idempotent=True, trace=trace)
-        return result.token, _expiry(result.expires_on, "get_token")
+        return _text(result.token, "get_token", "token"), _expiry(result.expires_on, "get_token")
 
     async def delete_user(self, user_id: str, *, trace: dict | None = None) -> bool:
         """Delete the identity at ACS; False when ACS did not know it (fine for the caller)."""
@@ -196,11 +202,14 @@ class AcsClient:
         except BrokerError as exc:
             outcome = exc.reason
             raise
-        except (AzureError, binascii.Error, CredentialUnavailable) as exc:  # they enter here
+        except Exception as exc:  # noqa: BLE001 - foreign failures enter here: azure-core's, but
+            # also the SDK's DeserializationError (a ValueError) / AttributeError on an unreadable
+            # 2xx body, binascii.Error from a bad key, CredentialUnavailable — never a 500
             mapped = map_error(exc, operation=operation, endpoint=self.endpoint, auth_kind=self.auth.kind)
             outcome = mapped.reason
             log.info("acs.call_failed", operation=operation, status=trace.get("status"),
-                     reason=mapped.reason, correlation_id=trace.get("correlation_id"))
+                     reason=mapped.reason, error=type(exc).__name__,
+                     correlation_id=trace.get("correlation_id"))
             raise mapped from exc
         finally:
             elapsed = time.perf_counter() - started
