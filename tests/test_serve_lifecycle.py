@@ -8,12 +8,13 @@ test points one at the Entra emulator (in-process, HTTPS, session CA in `[tls] c
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import jwt
 import pytest
@@ -78,23 +79,35 @@ def partner_exchange(url: str) -> str:
     return body["access_token"]
 
 
-def test_sigterm_lets_an_in_flight_obo_call_finish_and_refuses_new_connections(entra, tmp_path, servers):
+def start_obo_broker(entra, tmp_path, servers, server_keys: str = "") -> ServeProcess:
     config = tmp_path / "broker.toml"
-    config.write_text(broker_toml(entra, tmp_path))
+    config.write_text(broker_toml(entra, tmp_path).replace("[server]\n", f"[server]\n{server_keys}"))
     servers.append(server := ServeProcess(config, "--port", "0"))
+    return server
+
+
+def sigterm_while_entra_holds_an_obo_call(entra, server: ServeProcess, pool: ThreadPoolExecutor) -> Future:
+    """Start an OBO call that Entra holds for 2.5 s, SIGTERM once it is held, return its future."""
+    token = portal_token(entra)
+    entra.inject_fault(grant_type=JWT_BEARER, delay=2.5)
+    in_flight = pool.submit(post, f"{server.url}/api/token/obo/workspace",
+                            headers={"Authorization": f"Bearer {token}"})
+    deadline = time.monotonic() + WAIT
+    while not entra.requests(grant_type=JWT_BEARER):                           # now held by Entra
+        assert time.monotonic() < deadline and not in_flight.done(), "the OBO call never reached Entra"
+        time.sleep(0.02)
+    server.terminate()
+    server.wait_for("server.stopping")
+    return in_flight
+
+
+def test_sigterm_lets_an_in_flight_obo_call_finish_and_refuses_new_connections(entra, tmp_path, servers):
+    server = start_obo_broker(entra, tmp_path, servers)
     status, meta = server.get("/.well-known/oauth-authorization-server")
     assert status == 200 and meta["issuer"] == "http://127.0.0.1:8400"      # an explicit public_url stays
-    token = portal_token(entra)
-    entra.inject_fault(grant_type=JWT_BEARER, delay=2.5)                      # Entra holds the OBO call
     with ThreadPoolExecutor(1) as pool:
-        in_flight = pool.submit(post, f"{server.url}/api/token/obo/workspace",
-                                headers={"Authorization": f"Bearer {token}"})
+        in_flight = sigterm_while_entra_holds_an_obo_call(entra, server, pool)
         deadline = time.monotonic() + WAIT
-        while not entra.requests(grant_type=JWT_BEARER):                       # now held by Entra
-            assert time.monotonic() < deadline and not in_flight.done(), "the OBO call never reached Entra"
-            time.sleep(0.02)
-        server.terminate()
-        server.wait_for("server.stopping")
         while not connection_refused(server.port):                              # the listener closes first
             assert time.monotonic() < deadline, "still accepting connections after SIGTERM"
             time.sleep(0.01)
@@ -109,6 +122,17 @@ def test_sigterm_lets_an_in_flight_obo_call_finish_and_refuses_new_connections(e
     assert len(served) == 1
     stopping, stopped = events.index("server.stopping"), events.index("server.stopped")
     assert stopping < server.seen.index(served[0]) < stopped                    # finished during the drain
+    assert not any("Traceback" in line for line in server.raw)
+
+
+def test_a_shutdown_grace_of_0_does_not_wait_for_in_flight_requests(entra, tmp_path, servers):
+    server = start_obo_broker(entra, tmp_path, servers, "shutdown_grace = 0\n")
+    with ThreadPoolExecutor(1) as pool:
+        in_flight = sigterm_while_entra_holds_an_obo_call(entra, server, pool)
+        assert server.wait() == 0
+        with pytest.raises((ConnectionError, http.client.HTTPException)):
+            in_flight.result(timeout=WAIT)                  # cut, not answered after Entra's delay
+    assert server.lines("server.stopped")
     assert not any("Traceback" in line for line in server.raw)
 
 
