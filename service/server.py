@@ -47,7 +47,8 @@ async def run_app(settings: Settings, *, reuse_port: bool = False) -> int:
         settings, sock = _bind_ephemeral(settings)
     app = create_app(settings)
     grace = float(settings.server.shutdown_grace)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace)
+    # aiohttp reads a shutdown_timeout of 0 as "no limit"; a grace of 0 means "do not wait".
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace or 0.001)
     try:
         await runner.setup()
     except Exception as exc:  # a component could not start (store, keys, ...): say which, exit 1
