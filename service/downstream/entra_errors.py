@@ -44,6 +44,7 @@ class EntraFailure:
     claims: str = ""
     correlation_id: str = ""
     retry_after: int | None = None
+    no_answer: bool = False            # the request failed before Entra answered (connection, I/O)
 
     @property
     def aadsts(self) -> int | None:
@@ -51,7 +52,11 @@ class EntraFailure:
 
     @property
     def transient(self) -> bool:
-        return self.status is None or self.status in (408, 429) or self.status >= 500
+        # An answer azure-identity could not read (no status: ClientAuthenticationError
+        # "Unexpected response", KeyError, ...) is not transient: it would not get better.
+        if self.status is None:
+            return self.no_answer
+        return self.status in (408, 429) or self.status >= 500
 
     @property
     def credentials_refused(self) -> bool:
@@ -76,7 +81,8 @@ def parse_failure(exc: BaseException) -> EntraFailure:
     """Read an azure-core exception; connection failures become a status-less failure."""
     response = getattr(exc, "response", None) if isinstance(exc, HttpResponseError) else None
     if response is None:
-        return EntraFailure(status=None, error=type(exc).__name__)
+        return EntraFailure(status=None, error=type(exc).__name__,
+                            no_answer=isinstance(exc, ServiceRequestError | ServiceResponseError))
     body = _body(response)
     codes = tuple(c for c in body.get("error_codes") or () if isinstance(c, int))
     claims = body.get("claims")

@@ -137,7 +137,8 @@ class EntraOboClient:
         except DeadlineExceeded as exc:
             log.warning("obo.timeout", tenant=tenant, deadline=self._entra.timeout)
             raise timed_out() from exc
-        except (AzureError, ValueError, TypeError, KeyError) as exc:
+        except Exception as exc:  # noqa: BLE001 - azure-identity's, and whatever it raises on an
+            # unreadable answer (KeyError, TypeError, AttributeError, OverflowError): never a 500
             failure = parse_failure(exc)
             outcome.failure = failure
             error = translate(failure, authority=self._entra.authority, tenant=tenant)
@@ -165,6 +166,8 @@ class EntraOboClient:
                 kwargs = {"headers": {"client-request-id": request_id}, "request_id": request_id} \
                     if request_id else {}
                 token = await credential.get_token(*scopes, **kwargs)
+            if not isinstance(token.token, str) or not token.token:
+                raise ValueError("Entra answered without an access token")
             outcome = "success"
             return OboToken(token.token, int(token.expires_on), " ".join(scopes))
         except (TimeoutError, asyncio.CancelledError):   # the deadline cancels the attempt
