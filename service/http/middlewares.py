@@ -4,11 +4,13 @@
    one canonical `http.request` log line and the request metrics.
 2. CORS for `cors.allowed_origins` (exact origins; preflights answered here).
 3. error mapping: BrokerError → its RFC JSON; aiohttp's HTTP exceptions (404, 405, 413) →
-   JSON; anything else → a logged traceback and a generic 500 `server_error`.
+   JSON; a body that cannot be read (broken Content-Encoding, client gone) → 400
+   invalid_request; anything else → a logged traceback and a generic 500 `server_error`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -16,7 +18,15 @@ import uuid
 import structlog
 from aiohttp import web
 
-from ..errors import BrokerError, MethodNotAllowed, NotFound, OAuthError, PayloadTooLarge, ServerError
+from ..errors import (
+    BrokerError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    OAuthError,
+    PayloadTooLarge,
+    ServerError,
+)
 from ..logs import get_logger, reset_request_id, set_request_id
 from ..typedefs import METRICS, SETTINGS
 
@@ -43,9 +53,17 @@ async def request_context(request: web.Request, handler):
     status = 500
     try:
         response = await handler(request)
+        if request.content.exception() is not None:
+            # The body stream broke (bad Content-Encoding): aiohttp would try to drain it after the
+            # answer and log a traceback; mark it finished and close this connection instead.
+            request.content.feed_eof()
+            response.force_close()
         status = response.status
         response.headers["X-Request-Id"] = request_id
         return response
+    except asyncio.CancelledError:
+        status = 499  # the client went away mid-request (nginx's "client closed request"), not a 5xx
+        raise
     finally:
         elapsed = time.perf_counter() - started
         route = _route_name(request)
@@ -111,6 +129,11 @@ async def error_mapping(request: web.Request, handler):
         if exc.status == 405 and "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
+    except (web.RequestPayloadError, ConnectionResetError) as exc:  # body undecodable, or client gone
+        refused = InvalidRequest("The request body could not be read.", reason="body_unreadable")
+        log.info("http.refused", error=refused.error, reason=refused.reason, cause=type(exc).__name__,
+                 status=refused.status)
+        return error_response(refused)
     except Exception:  # the catch-all: detail only in the log
         log.exception("http.unexpected_error")
         return error_response(ServerError())
