@@ -146,13 +146,14 @@ def _servers():
         server.stop()
 
 
-def test_two_serve_processes_share_refresh_families_and_serve_one_jwks(tmp_path, store_url, servers):
+def test_two_serve_processes_started_together_share_one_key_and_refresh_families(tmp_path, store_url, servers):
     config = tmp_path / "broker.toml"
     config.write_text(broker_toml(store_url))
-    servers.append(a := ServeProcess(config, "--port", "0"))
-    servers.append(b := ServeProcess(config, "--port", "0"))
+    servers.append(a := ServeProcess(config, "--port", "0", started=False))   # both start at once on
+    servers.append(b := ServeProcess(config, "--port", "0", started=False))   # an empty keys_dir
+    a.wait_started(), b.wait_started()
     status, jwks = a.get("/oauth2/jwks")
-    assert status == 200 and jwks["keys"] and b.get("/oauth2/jwks") == (200, jwks)
+    assert status == 200 and len(jwks["keys"]) == 1 and b.get("/oauth2/jwks") == (200, jwks)
 
     status, first = http_post(f"{a.url}/oauth2/token", exchange_form(partner_token(lifetime=3600)))
     assert status == 200, first

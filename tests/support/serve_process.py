@@ -58,8 +58,13 @@ class ServeProcess:
         threading.Thread(target=self._read, daemon=True).start()
         self.url = ""
         if started:
-            line = self.wait_for("server.started")
-            self.url = f"http://127.0.0.1:{line['port']}"
+            self.wait_started()
+
+    def wait_started(self) -> ServeProcess:
+        """Wait for `server.started` and take the real URL from it."""
+        line = self.wait_for("server.started")
+        self.url = f"http://127.0.0.1:{line['port']}"
+        return self
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
