@@ -1,0 +1,73 @@
+"""Review of the minimal client: hostile query parameters are never reflected unescaped, no
+redirect goes where a parameter says, and start/stop leaks no session."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import warnings
+
+import pytest
+from aiohttp import web
+
+from minimal_client.app import create_app
+
+from .flows import sign_in
+
+PROBE = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
+PARAMS = ("error", "error_description", "error_codes", "suberror", "error_uri", "correlation_id",
+          "trace_id", "state", "code", "handoff", "consent", "next", "redirect", "redirect_uri", "login_hint")
+
+
+def _assert_not_reflected(text: str) -> None:
+    assert "<script>alert" not in text and "<img src=x" not in text
+
+
+@pytest.mark.parametrize("path", ["/", "/login", "/auth/callback", "/nope", "/static/nope.js"])
+async def test_hostile_query_parameters_are_never_reflected_unescaped(client, path):
+    query = {name: PROBE for name in PARAMS}
+    resp = await client.get(path, params=query, allow_redirects=False)
+    assert resp.status < 500
+    _assert_not_reflected(await resp.text())
+    location = resp.headers.get("Location", "")
+    assert "alert" not in location and "script" not in location
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+
+
+async def test_a_hostile_form_post_callback_is_parked_and_never_reflected(client):
+    posted = await client.post("/auth/callback", data={name: PROBE for name in PARAMS}, allow_redirects=False)
+    assert posted.status == 303 and posted.headers["Location"].startswith("/auth/callback?handoff=")
+    page = await client.get(posted.headers["Location"], allow_redirects=False)
+    assert page.status == 400
+    text = await page.text()
+    _assert_not_reflected(text)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text      # shown, escaped
+
+
+async def test_sign_in_and_consent_only_redirect_to_the_authority_or_home(client, idp, client_config):
+    resp = await client.get("/login", params={"next": "https://evil.example/"}, allow_redirects=False)
+    assert resp.headers["Location"].startswith(f"{client_config.authority}/")
+    await sign_in(client, idp)
+    resp = await client.get("/login", params={"consent": "teams", "redirect_uri": "https://evil.example/"},
+                            allow_redirects=False)
+    assert resp.headers["Location"].startswith(f"{client_config.authority}/")
+    assert "evil.example" not in resp.headers["Location"]
+
+
+async def test_starting_and_stopping_the_client_leaks_no_session(client_config):
+    reports: list[str] = []
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reports.append(context.get("message", "")))
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            runner = web.AppRunner(create_app(client_config))
+            await runner.setup()
+            await runner.cleanup()
+            gc.collect()
+            await asyncio.sleep(0)
+        assert not [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+        assert not [m for m in reports if "nclosed" in m], reports
+    finally:
+        loop.set_exception_handler(previous)
