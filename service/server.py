@@ -42,6 +42,10 @@ async def run_app(settings: Settings, *, reuse_port: bool = False) -> int:
     from .app import create_app
     from .typedefs import RELOAD_HOOKS
 
+    stop = asyncio.Event()  # SIGTERM during startup also ends cleanly, with exit 0
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     sock = None
     if settings.server.port == 0:
         settings, sock = _bind_ephemeral(settings)
@@ -57,6 +61,12 @@ async def run_app(settings: Settings, *, reuse_port: bool = False) -> int:
         if sock is not None:
             sock.close()
         return 1
+    if stop.is_set():
+        await runner.cleanup()
+        if sock is not None:
+            sock.close()
+        log.info("server.stopped", before_start=True)
+        return 0
     host, port = settings.server.host, settings.server.port
     site: web.BaseSite
     if sock is not None:
@@ -69,10 +79,6 @@ async def run_app(settings: Settings, *, reuse_port: bool = False) -> int:
         log.error("server.bind_failed", host=host, port=port, error=str(exc))
         await runner.cleanup()
         return 1
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     reload_hooks = app[RELOAD_HOOKS]
 
     def on_hup() -> None:
