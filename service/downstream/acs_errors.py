@@ -13,6 +13,8 @@ credentials problems.
 
     Teams token refused             400 / 403 invalid_teams_token
     broker credentials refused      502 bad_gateway + log `acs.credentials_refused`
+    Entra 429/503 (resp. 408/504, other 5xx) while getting the broker's ACS token
+                                    503 + Retry-After (resp. 504, 502), reason entra_unavailable
     404 (identity gone)             404 not_found
     429                             503 + Retry-After (ACS's, else 1)
     503                             503 (+ Retry-After when ACS sent one)
@@ -51,6 +53,7 @@ CREDENTIAL_CODES = frozenset({"Denied", "AuthenticationFailed", "InvalidAuthenti
                               "Unauthorized", "InvalidSignature"})
 TEAMS_EXCHANGE = "get_token_for_teams_user"
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
+_ENTRA_TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None, *, now: float | None = None) -> float | None:
@@ -128,6 +131,16 @@ def credentials_refused(operation: str, kind: str, *, status: int | None, code: 
                            status=502, service="acs", reason="credentials_refused", detail=detail)
 
 
+def _entra_unavailable(exc: BaseException, status: int, detail: str) -> DownstreamError:
+    """Entra failed (5xx/429/408) while the broker got its token for ACS: transient, ours to pass on."""
+    wait = retry_after_seconds(_headers(exc))
+    retry_after = math.ceil(wait) if wait is not None else (1 if status == 429 else None)
+    answer = 504 if status in (408, 504) else 503 if status in (429, 503) else 502
+    return DownstreamError("Entra ID, which authenticates the broker to Azure Communication Services, "
+                           "is unavailable.", status=answer, retry_after=retry_after if answer == 503 else None,
+                           service="acs", reason="entra_unavailable", detail=detail)
+
+
 def map_error(exc: BaseException, *, operation: str, endpoint: str, auth_kind: str) -> BrokerError:
     """Translate an azure-core (or signing) failure into the broker's error tree."""
     status, code = _status(exc), _code(exc)
@@ -139,6 +152,8 @@ def map_error(exc: BaseException, *, operation: str, endpoint: str, auth_kind: s
         return credentials_refused(operation, auth_kind, status=None, code="bad_key",
                                    detail=f"acs {operation}: the access key is not base64")
     if isinstance(exc, ClientAuthenticationError) and not _from_acs(exc, endpoint):
+        if status in _ENTRA_TRANSIENT:   # Entra down or throttling: not the operator's secret
+            return _entra_unavailable(exc, status, detail)
         return credentials_refused(operation, auth_kind, status=status, code=code, detail=detail)
     if status is not None:
         if operation == TEAMS_EXCHANGE and status in (400, 401, 403) and code not in CREDENTIAL_CODES:

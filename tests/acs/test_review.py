@@ -10,6 +10,7 @@ import warnings
 import aiohttp
 import pytest
 from aiohttp import web
+from structlog.testing import capture_logs
 
 from emulators.entra import demo
 from service.app import create_app
@@ -156,3 +157,20 @@ async def test_errors_of_the_client_are_the_brokers_own(aiohttp_server, acs_sett
             await app[ACS_CLIENT].issue_token("8:acs:x", ["chat"], 60)
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize(("status", "answer"), [(503, 503), (429, 503), (500, 502)])
+async def test_an_entra_outage_while_authenticating_to_acs_is_not_called_refused_credentials(
+        broker_for, tokens, acs, entra, status, answer):
+    # Failure mode: with an Entra credential for ACS, azure-identity raises ClientAuthenticationError
+    # for ANY Entra error answer, and map_error called every such error "credentials refused"
+    # (502 + an operator error log telling them to check their secret) — also when Entra was
+    # merely unavailable or throttling, which is a 503 with Retry-After for the client.
+    broker = await broker_for(access_key=None, timeout=2, entra_extra={"client_secret": demo.BROKER_SECRET})
+    entra.inject_fault(grant_type="client_credentials", status=status, error="temporarily_unavailable",
+                       retry_after=0, count=10)
+    with capture_logs() as logs:
+        resp = await broker.get("/api/token/teams", headers=tokens.headers(teams=tokens.teams()))
+    assert resp.status == answer, await resp.text()
+    assert not [e for e in logs if e["event"] == "acs.credentials_refused"]
+    assert acs.requests() == []
