@@ -1,7 +1,8 @@
 """The `refresh_token` grant: rotate the family's token and issue a fresh access token.
 
-The policy is evaluated again (the client's configuration may have narrowed since), a
-requested `scope` must lie within the family's scope, and the access token never outlives the
+The policy is evaluated again (the client's configuration may have narrowed since: the issued
+scope is the family's scope within today's `allowed_scopes`), a requested `scope` must lie
+within the family's scope, and the access token never outlives the
 family (whose absolute expiry is min(refresh_token_ttl, the original subject token's exp)).
 Every failure of the refresh token itself is `invalid_grant`.
 """
@@ -54,7 +55,11 @@ class RefreshTokenGrant:
             trace.rule = decision.rule
         rg, successor = await self._refresh.rotate(token, client_id=req.client.client_id, now=now)
         grant = rg.grant
-        scopes = tuple(requested_scopes) if requested_scopes is not None else tuple(grant["scope"])
+        # the scope is the policy's answer today, not the family's: a scope the client has lost
+        # since the family was created is not issued again
+        scopes = policy.enforce(policy.evaluate(policy.PolicyInput(
+            req.client, self.GRANT_TYPE, grant.get("issuer", ""), tuple(grant["aud"]), requested_scopes,
+            frozenset(grant["scope"])))).scopes
         remaining = rg.exp - now
         if remaining < 1:
             raise InvalidGrant(reason="refresh_family_expired")
