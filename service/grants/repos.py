@@ -6,7 +6,8 @@
 
 Every entry lives until the family's absolute expiry. Tokens are opaque random strings and
 only their SHA-256 is stored. Presenting a rotated-out token revokes the whole family
-(OAuth 2.0 Security BCP §4.14.2): the thief and the victim both lose it.
+(OAuth 2.0 Security BCP §4.14.2): the thief and the victim both lose it. Two concurrent uses of
+one token are a reuse too: at most one succeeds, and the family is revoked.
 """
 
 from __future__ import annotations
@@ -75,9 +76,12 @@ class RefreshTokens:
             raise InvalidGrant(reason="other_client", detail=f"family={record['family']}")
         if now >= record["exp"] or not await self._family_live(record["family"]):
             raise InvalidGrant(reason="refresh_token_expired_or_revoked", detail=f"family={record['family']}")
-        if await self._store.take(live_key) is None:   # a concurrent use won the race
-            await self._detect_reuse(digest, now)
-            raise InvalidGrant(reason="unknown_refresh_token")
+        if await self._store.take(live_key) is None:
+            # a concurrent use consumed it between our read and our take: that IS a reuse, even if
+            # the winner has not recorded it as used yet (two replicas on Redis), so the family goes
+            await self.revoke_family(record["family"], now=now)
+            log.warning("refresh_token.reuse_detected", family=record["family"], concurrent=True)
+            raise InvalidGrant(reason="refresh_token_reused", detail=f"family={record['family']}")
         await self._store.put(make_key(USED, digest), {"family": record["family"]},
                               ttl=_ttl(record["exp"], now))
         rg = RefreshGrant(record["family"], record["client_id"], record["exp"], record["grant"])

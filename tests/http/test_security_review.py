@@ -270,6 +270,49 @@ async def test_a_replayed_single_use_token_stays_refused_for_another_client(clie
 
 # --- refresh-token reuse race -------------------------------------------------------------------
 
+class LockstepRefreshStore(MemoryStore):
+    """The real memory store, scheduled the way two replicas on Redis interleave when one refresh
+    token arrives twice at once: both requests have read the live token before either consumes
+    it, and the one that consumes it records it as used only after the other tried as well."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._arrived = self._took = 0
+        self._all_arrived, self._all_took = asyncio.Event(), asyncio.Event()
+
+    async def take(self, key: str):
+        if not key.startswith("refresh:"):
+            return await super().take(key)
+        self._arrived += 1
+        if self._arrived == 2:
+            self._all_arrived.set()
+        await asyncio.wait_for(self._all_arrived.wait(), 10)
+        found = await super().take(key)
+        self._took += 1
+        if self._took == 2:
+            self._all_took.set()
+        return found
+
+    async def put(self, key: str, value: dict, *, ttl: float | None = None) -> None:
+        if key.startswith("refresh_used:"):
+            await asyncio.wait_for(self._all_took.wait(), 10)
+        await super().put(key, value, ttl=ttl)
+
+
+async def test_two_concurrent_refreshes_with_one_token_issue_at_most_one_and_revoke_the_family(
+        aiohttp_client, tmp_path):
+    client = await aiohttp_client(create_app(security_settings(tmp_path), overrides={"store": LockstepRefreshStore()}))
+    body = await ok(await post(client, "/oauth2/token", exchange_form(partner_token())))
+    first, second = await asyncio.gather(*(post(client, "/oauth2/token", refresh_form(body["refresh_token"]))
+                                           for _ in range(2)))
+    answers = sorted([(first.status, await first.json()), (second.status, await second.json())],
+                     key=lambda a: a[0])
+    assert [s for s, _ in answers] == [200, 400] and answers[1][1]["error"] == "invalid_grant"
+    # the race is a reuse: the winner's successor is dead too (RFC 9700 §4.14.2)
+    successor = answers[0][1]["refresh_token"]
+    await refused(await post(client, "/oauth2/token", refresh_form(successor)), 400, "invalid_grant")
+
+
 # --- revocation ---------------------------------------------------------------------------------
 
 async def test_a_revoked_access_token_is_dead_everywhere(client):
