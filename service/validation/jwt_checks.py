@@ -75,7 +75,7 @@ def _no_constants(name: str) -> Any:
 
 
 def strict_json_object(raw: bytes, what: str) -> dict[str, Any]:
-    """A JSON object without duplicate keys, NaN/Infinity or invalid UTF-8."""
+    """A JSON object without duplicate keys, NaN/Infinity, invalid UTF-8 or lone surrogates."""
     try:
         value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
                            parse_constant=_no_constants)
@@ -83,6 +83,10 @@ def strict_json_object(raw: bytes, what: str) -> dict[str, Any]:
         raise TokenInvalid("malformed", f"{what}: {e}"[:200]) from e
     if not isinstance(value, dict):
         raise TokenInvalid("malformed", f"{what} is not a JSON object")
+    try:   # a `\ud800` escape decodes to a lone surrogate, which no store, log or hash can encode
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise TokenInvalid("malformed", f"{what}: lone surrogate escape") from e
     return value
 
 

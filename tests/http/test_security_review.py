@@ -364,6 +364,9 @@ async def test_a_truncated_or_extended_refresh_token_is_invalid_grant_and_harms_
 # --- hostile but signed partner tokens ----------------------------------------------------------
 
 @pytest.mark.parametrize("claims", [
+    pytest.param({"sub": "\ud800"}, id="lone-surrogate-sub"),
+    pytest.param({"jti": "\udfff"}, id="lone-surrogate-jti"),
+    pytest.param({"scope": "partner.read \ud83d"}, id="lone-surrogate-scope"),
     pytest.param({"exp": str(int(time.time()) + 600)}, id="string-exp"),
     pytest.param({"exp": None}, id="no-exp"),
     pytest.param({"exp": True}, id="bool-exp"),
