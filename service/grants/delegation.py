@@ -12,7 +12,9 @@ Decided by what the tokens carry, not by which parameters happen to be present (
 - The issued token gets `act = {"sub": <actor's local sub>, "client_id"?: <actor's client>}`.
   An `act` the subject token already carries (an earlier delegation) is kept, nested as
   `act.act`, and is kept even when no new actor is presented: delegation cannot be laundered
-  away by exchanging again.
+  away by exchanging again. An `act` asserted by another issuer (a partner, Entra) stays in
+  that issuer's namespace: each node without `iss` gets the subject token's `iss`, and a node
+  naming the broker (`server.public_url`) as its `iss` is refused (a partner cannot speak for us).
 - A delegated token (one with `act`) never gets a refresh token (the grant checks `delegated`).
 """
 
@@ -25,6 +27,7 @@ from typing import Any
 from service.digest import short_hash
 from service.errors import InvalidRequest
 from service.grants.base import TokenRequest
+from service.grants.policy import SELF
 from service.grants.subject_tokens import Subject, SubjectTokens
 
 MAX_ACT_DEPTH = 8
@@ -64,6 +67,18 @@ def _sanitize(value: object, depth: int) -> dict[str, Any]:
     return out
 
 
+def _own_namespace(act: dict[str, Any], iss: str, broker: str) -> dict[str, Any]:
+    """An `act` chain asserted by another issuer, kept in that issuer's namespace: a node without
+    `iss` gets the asserting issuer's (else its bare `sub` would read as one of our local
+    subjects), and a node claiming to come from the broker itself is refused."""
+    if act.get("iss") == broker:
+        raise InvalidRequest("The subject token is not acceptable.", reason="act_claims_broker")
+    out = {**act, "iss": act.get("iss", iss)}
+    if "act" in act:
+        out["act"] = _own_namespace(act["act"], iss, broker)
+    return out
+
+
 def _chain_hashes(act: Mapping[str, Any] | None, default_iss: str) -> tuple[str, ...]:
     out: list[str] = []
     while act is not None:
@@ -97,13 +112,16 @@ def _matches(may_act: Mapping[str, Any], actor: Subject, subject: Subject) -> bo
 
 
 class Delegations:
-    def __init__(self, subjects: SubjectTokens) -> None:
+    def __init__(self, subjects: SubjectTokens, *, broker_issuer: str = "") -> None:
         self._subjects = subjects
+        self._broker = broker_issuer        # server.public_url: nobody else may assert our `act`
 
     async def resolve(self, req: TokenRequest, subject: Subject, *,
                       resolve_sub: Callable[[Subject], Awaitable[str]], now: float) -> Delegation:
         """The delegation of this exchange (validated actor, may_act, the new `act` chain)."""
         prior = _sanitize(subject.claims["act"], 1) if "act" in subject.claims else None
+        if prior is not None and subject.issuer_name != SELF:
+            prior = _own_namespace(prior, subject.iss, self._broker)
         may_act = _may_act(subject)
         param = actor_param(req)
         if param is None:
