@@ -80,8 +80,9 @@ def _body(response) -> dict:
 def parse_failure(exc: BaseException) -> EntraFailure:
     """Read an azure-core exception; connection failures become a status-less failure."""
     response = getattr(exc, "response", None) if isinstance(exc, HttpResponseError) else None
-    if response is None:
-        return EntraFailure(status=None, error=type(exc).__name__,
+    if response is None:   # no answer, or one azure-identity could not read (status kept by the caller)
+        status = getattr(exc, "status_code", None) if isinstance(exc, HttpResponseError) else None
+        return EntraFailure(status=status if isinstance(status, int) else None, error=type(exc).__name__,
                             no_answer=isinstance(exc, ServiceRequestError | ServiceResponseError))
     body = _body(response)
     codes = tuple(c for c in body.get("error_codes") or () if isinstance(c, int))

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, HttpResponseError
 from azure.identity.aio import OnBehalfOfCredential
 
 from ..digest import short_hash
@@ -156,10 +156,15 @@ class EntraOboClient:
                          request_id: str) -> OboToken:
         started = time.perf_counter()
         outcome = "error"
+        answered: dict[str, int] = {}
+
+        def seen(response) -> None:   # the status Entra answered with, even if unreadable
+            answered["status"] = response.http_response.status_code
+
         try:
             credential = OnBehalfOfCredential(
                 tenant, self._entra.client_id, user_assertion=assertion, authority=self._entra.authority,
-                **await self._credential.obo_kwargs(),
+                raw_response_hook=seen, **await self._credential.obo_kwargs(),
                 **pipeline_kwargs(self._session, timeout=self._entra.timeout))
             async with credential:
                 # Entra reads `client-request-id`; azure-core's RequestIdPolicy sets x-ms-client-request-id.
@@ -174,6 +179,10 @@ class EntraOboClient:
             outcome = "timeout"
             raise
         except AzureError as exc:
+            if isinstance(exc, HttpResponseError) and exc.response is None and "status" in answered:
+                # azure-identity drops a response it cannot read ("Unexpected response"): keep
+                # its status, so a gateway's HTML 503 is still transient and a 200 is not
+                exc.status_code = answered["status"]
             failure = parse_failure(exc)
             outcome = "transient" if failure.transient else "rejected"
             raise

@@ -88,6 +88,21 @@ async def test_an_unreadable_entra_answer_is_a_broker_error_never_a_500(entra, o
         await runner.cleanup()
 
 
+@pytest.mark.parametrize("status", [503, 504, 429])
+async def test_an_unreadable_error_page_keeps_its_status_and_is_retried(entra, odd_entra, tmp_path, status):
+    # A gateway's HTML error page (no "error" in it) makes azure-identity raise "Unexpected
+    # response" WITHOUT the response; its status must still say "transient".
+    odd_entra.status, odd_entra.body, odd_entra.content_type = status, "<html>Unavailable</html>", "text/html"
+    runner, client, workspace = await _client_against(entra, odd_entra.url, tmp_path)
+    try:
+        with pytest.raises(DownstreamError) as caught:
+            await client.exchange(workspace, "an-assertion", _caller("an-assertion"))
+        assert caught.value.status == 503 and caught.value.retry_after
+        assert odd_entra.calls == 3                        # the bounded retries
+    finally:
+        await runner.cleanup()
+
+
 async def test_a_cancelled_cache_leader_does_not_fail_or_poison_the_shared_exchange(broker, entra):
     client = broker.server.app[OBO_CLIENT]
     workspace = client.downstream("workspace")
