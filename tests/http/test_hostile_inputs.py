@@ -20,12 +20,9 @@ from urllib.parse import quote
 import pytest
 from multidict import CIMultiDict
 
-from service.app import create_app
-from service.settings import load_settings
 from service.typedefs import METRICS
 from tests.http.token_support import basic
-from tests.support.client_keys import ClientKeys
-from tests.support.full_broker import PORTAL_SECRET, PUBLIC_URL, SIGNER, bearer, full_toml
+from tests.support.full_broker import PORTAL_SECRET, bearer, start
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD")
 BODY_METHODS = ("POST", "PUT", "DELETE", "PATCH")
@@ -38,9 +35,8 @@ DOWNSTREAM = "workspace"      # the value given to path parameters
 
 @pytest.fixture(name="broker")
 async def _broker(aiohttp_client, entra, acs, tmp_path):
-    keys = ClientKeys.create(tmp_path, SIGNER, PUBLIC_URL)
-    settings = load_settings(full_toml(entra, acs, tmp_path / "keys", keys.path), {}, base_dir=tmp_path)
-    return await aiohttp_client(create_app(settings))
+    client, _keys = await start(aiohttp_client, entra, acs, tmp_path)
+    return client
 
 
 async def targets(broker) -> list[str]:

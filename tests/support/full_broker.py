@@ -3,7 +3,7 @@
 `full_toml(entra, acs, keys_dir, signer_jwks)` is written like an operator would: `[entra]` with
 the demo broker app and its secret, `[acs]` with a connection string (or an access key),
 `[obo.workspace]`, a trusted HMAC issuer, a `[[clients]]` entry with a secret and one with
-private_key_jwt. `SECRETS` lists every secret this config holds, for the leak checks.
+private_key_jwt. `start(...)` runs it through `aiohttp_client`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from typing import Any
 import jwt
 
 from emulators.entra import demo
+from service.app import create_app
+from service.settings import load_settings
+from tests.support.client_keys import ClientKeys
 
 PUBLIC_URL = "http://broker.test"
 PARTNER_ISS = "https://auth.partner.example"
@@ -78,7 +81,7 @@ scope_map = {{ "partner.read" = ["read"] }}
 client_id = "portal"
 client_secret = {_v(PORTAL_SECRET)}
 allowed_issuers = ["entra", "partner", "self"]
-allowed_audiences = ["dashboard"]
+allowed_audiences = ["dashboard", "acs:teams", "obo:workspace"]
 allowed_scopes = ["read", "write"]
 refresh_tokens = true
 
@@ -91,6 +94,13 @@ allowed_scopes = ["read"]
 """
 
 
+async def start(aiohttp_client, entra, acs, tmp_path: Path):
+    """The whole broker through `aiohttp_client`, and the signer client's keys."""
+    keys = ClientKeys.create(tmp_path, SIGNER, PUBLIC_URL)
+    settings = load_settings(full_toml(entra, acs, tmp_path / "keys", keys.path), {}, base_dir=tmp_path)
+    return await aiohttp_client(create_app(settings)), keys
+
+
 def bearer(entra, user: str = demo.ALICE_UPN, **kw: Any) -> str:
     """The SPA's delegated token for the broker API."""
     return entra.mint(resource=demo.BROKER_CLIENT_ID, client_id=SPA, user=user,
@@ -99,7 +109,8 @@ def bearer(entra, user: str = demo.ALICE_UPN, **kw: Any) -> str:
 
 def teams(entra, user: str = demo.ALICE_UPN, **kw: Any) -> str:
     """The user's Entra token for ACS with the Teams scopes."""
-    return entra.mint(resource=demo.ACS_APP_ID_URI, client_id=SPA, user=user, scopes=TEAMS_SCOPES, **kw)
+    kw.setdefault("scopes", TEAMS_SCOPES)
+    return entra.mint(resource=demo.ACS_APP_ID_URI, client_id=SPA, user=user, **kw)
 
 
 def partner_token(*, sub: str = "partner-user-1", scope: str = "partner.read") -> str:
