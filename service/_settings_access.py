@@ -81,6 +81,19 @@ def build_trusted_issuers(raw: Any, c: Checks) -> tuple[TrustedIssuer, ...]:
     return tuple(out)
 
 
+def check_issuer_urls(issuers: tuple[TrustedIssuer, ...], public_url: str, c: Checks) -> None:
+    """The unverified `iss` routes a token to exactly one validator: a trusted issuer URL may be
+    neither another entry's (it would silently shadow it) nor the broker's own `public_url`."""
+    seen: dict[str, str] = {}
+    for i, ti in enumerate(issuers):
+        path = f"trusted_issuers[{ti.name or i}].issuer"
+        if ti.issuer and ti.issuer == public_url:
+            c.add(path, "is the broker's own issuer (server.public_url)")
+        elif ti.issuer in seen:
+            c.add(path, f"already the issuer of trusted issuer {seen[ti.issuer]!r}")
+        seen.setdefault(ti.issuer, ti.name)
+
+
 def _check_algorithms(c: Checks, path: str, algs: list[str], *, hmac: bool, keyed: bool) -> None:
     if not algs:
         c.add(path, "must not be empty")

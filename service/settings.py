@@ -20,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from service._settings_access import build_clients, build_trusted_issuers
+from service._settings_access import build_clients, build_trusted_issuers, check_issuer_urls
 from service._settings_checks import Checks
 from service._settings_env import CONFIG_VARIABLE, apply_overrides, env_name
 from service._settings_model import (
@@ -95,6 +95,7 @@ def load_settings(toml_text: str, environ: Mapping[str, str], *, base_dir: Path,
         cors=build_cors(raw.get("cors"), checks),
         config_path=config_path,
     )
+    check_issuer_urls(issuers, settings.server.public_url, checks)
     if settings.obo and not _has_obo_credential(entra):
         checks.add("obo", "[obo.*] needs [entra] with client_secret, client_certificate or federated_token_file")
     if checks.problems:
