@@ -90,6 +90,11 @@ class Secrets:
                 self.add(f"{what} {key}", body[key])
         return body
 
+    def assert_not_logged(self, log_output: io.StringIO, *expected_events: str) -> None:
+        output = log_output.getvalue()
+        assert set(expected_events) <= events(output), "the flows were logged"
+        self.assert_not_in(output)
+
     def assert_not_in(self, output: str) -> None:
         lines = output.splitlines()
         assert len(lines) > 20, "the log was captured"
@@ -165,9 +170,7 @@ async def test_the_api_routes_log_no_token(broker, entra, acs, log_output, secre
     await call(broker, secrets, "GET", "/api/token", expect=201, headers=auth)
     await call(broker, secrets, "DELETE", "/api/user", expect=204, headers=auth)
     await call(broker, secrets, "GET", "/api/token", expect=404, headers=auth)
-    out = log_output.getvalue()
-    assert {"acs.teams_exchange", "acs.identity_token", "http.request"} <= events(out)
-    secrets.assert_not_in(out)
+    secrets.assert_not_logged(log_output, "acs.teams_exchange", "acs.identity_token", "http.request")
 
 
 async def test_on_behalf_of_logs_no_token(broker, entra, log_output, secrets):
@@ -188,67 +191,52 @@ async def test_on_behalf_of_logs_no_token(broker, entra, log_output, secrets):
     refused = secrets.add("a bearer Entra refuses", bearer(entra))
     await call(broker, secrets, "POST", "/api/token/obo/workspace", expect=401,
                headers={"Authorization": f"Bearer {refused}"})
-    out = log_output.getvalue()
-    assert "obo.exchange" in events(out)
-    secrets.assert_not_in(out)
+    secrets.assert_not_logged(log_output, "obo.exchange")
 
 
 async def test_the_token_endpoint_logs_no_token_or_secret(broker, entra, log_output, secrets):
     portal = basic("portal", PORTAL_SECRET)
+
+    async def token(data, expect: int, headers: dict | None = portal) -> dict:
+        return await call(broker, secrets, "POST", "/oauth2/token", expect=expect, headers=headers, data=data)
+
     subject = secrets.add("an Entra subject token", bearer(entra))
-    issued = await call(broker, secrets, "POST", "/oauth2/token", expect=200, headers=portal,
-                        data=exchange_form(subject, scope="read"))
+    issued = await token(exchange_form(subject, scope="read"), 200)
     assert "refresh_token" in issued
-    refreshed = await call(broker, secrets, "POST", "/oauth2/token", expect=200, headers=portal,
-                           data={"grant_type": "refresh_token", "refresh_token": issued["refresh_token"]})
-    await call(broker, secrets, "POST", "/oauth2/token", expect=400, headers=portal,   # reuse of a rotated one
-               data={"grant_type": "refresh_token", "refresh_token": issued["refresh_token"]})
+    rotate = {"grant_type": "refresh_token", "refresh_token": issued["refresh_token"]}
+    refreshed = await token(rotate, 200)
+    await token(rotate, 400)                                   # reuse of a rotated refresh token
     body = await call(broker, secrets, "POST", "/oauth2/introspect", expect=200, headers=portal,
                       data={"token": refreshed["access_token"]})
     assert body["active"] is True
     await call(broker, secrets, "POST", "/oauth2/revoke", expect=200, headers=portal,
                data={"token": refreshed["refresh_token"], "token_type_hint": "refresh_token"})
-    await call(broker, secrets, "POST", "/oauth2/token", expect=200, headers=portal,
-               data=exchange_form(refreshed["access_token"], audience="dashboard"))
-    partner = secrets.add("a partner token", partner_token())
-    await call(broker, secrets, "POST", "/oauth2/token", expect=200, headers=portal, data=exchange_form(partner))
-    forged = secrets.add("a forged partner token", partner_token()[:-4] + "AAAA")
-    await call(broker, secrets, "POST", "/oauth2/token", expect=400, headers=portal, data=exchange_form(forged))
+    await token(exchange_form(refreshed["access_token"]), 200)                       # our own token
+    await token(exchange_form(refreshed["refresh_token"], subject_token_type=REFRESH_TOKEN), 400)
+    await token(exchange_form(secrets.add("a partner token", partner_token())), 200)
+    await token(exchange_form(secrets.add("a forged partner token", partner_token()[:-4] + "AAAA")), 400)
     wrong = secrets.add("a wrong client secret", "wrong-" + PORTAL_SECRET[::-1])
-    await call(broker, secrets, "POST", "/oauth2/token", expect=401, headers=basic("portal", wrong),
-               data=exchange_form(partner_token()))
-    await call(broker, secrets, "POST", "/oauth2/token", expect=401,
-               data={**exchange_form(partner_token()), "client_id": "portal", "client_secret": wrong})
-    await call(broker, secrets, "POST", "/oauth2/token", expect=400, headers=portal,
-               data={"grant_type": "refresh_token", "refresh_token": secrets.add("an unknown refresh token",
-                                                                               "rt-" + "q" * 40)})
-    await call(broker, secrets, "POST", "/oauth2/token", expect=400, headers=portal,
-               data=exchange_form(refreshed["refresh_token"], subject_token_type=REFRESH_TOKEN))
-    out = log_output.getvalue()
-    assert "token_exchange" in events(out)
-    secrets.assert_not_in(out)
+    await token(exchange_form(partner_token()), 401, headers=basic("portal", wrong))
+    await token({**exchange_form(partner_token()), "client_id": "portal", "client_secret": wrong}, 401, None)
+    unknown = secrets.add("an unknown refresh token", "rt-" + "q" * 40)
+    await token({"grant_type": "refresh_token", "refresh_token": unknown}, 400)
+    secrets.assert_not_logged(log_output, "token_exchange", "refresh_token.reuse_detected")
 
 
 async def test_downstream_targets_and_private_key_jwt_log_no_token_or_assertion(broker, entra, signer_keys,
                                                                                log_output, secrets):
     portal = basic("portal", PORTAL_SECRET)
-    own = secrets.add("a Teams subject token", teams(entra))
-    await call(broker, secrets, "POST", "/oauth2/token", expect=200, headers=portal,
-               data=exchange_form(own, audience="acs:teams"))
-    subject = secrets.add("an Entra subject token for OBO", bearer(entra))
-    await call(broker, secrets, "POST", "/oauth2/token", expect=200, headers=portal,
-               data=exchange_form(subject, audience="obo:workspace"))
-    keys = signer_keys
-    assertion = secrets.add("a client assertion", keys.assertion())
-    form = [*exchange_form(partner_token()).items(), *keys.form(assertion)]
-    await call(broker, secrets, "POST", "/oauth2/token", expect=200, data=form)
-    await call(broker, secrets, "POST", "/oauth2/token", expect=401, data=form)     # replayed
-    bad = secrets.add("an assertion for another audience", keys.assertion(aud="https://elsewhere.example"))
-    await call(broker, secrets, "POST", "/oauth2/token", expect=401,
-               data=[*exchange_form(partner_token()).items(), *keys.form(bad)])
-    out = log_output.getvalue()
-    assert "token_exchange" in events(out)
-    secrets.assert_not_in(out)
+    for audience, subject in (("acs:teams", teams(entra)), ("obo:workspace", bearer(entra))):
+        secrets.add(f"a subject token for {audience}", subject)
+        await call(broker, secrets, "POST", "/oauth2/token", expect=200, headers=portal,
+                   data=exchange_form(subject, audience=audience))
+    good = secrets.add("a client assertion", signer_keys.assertion())
+    other = secrets.add("an assertion for another audience",
+                        signer_keys.assertion(aud="https://elsewhere.example"))
+    for assertion, expect in ((good, 200), (good, 401), (other, 401)):           # the second is a replay
+        await call(broker, secrets, "POST", "/oauth2/token", expect=expect,
+                   data=[*exchange_form(partner_token()).items(), *signer_keys.form(assertion)])
+    secrets.assert_not_logged(log_output, "token_exchange")
 
 
 async def test_refused_bearer_tokens_are_not_logged(broker, entra, log_output, secrets):
@@ -261,13 +249,11 @@ async def test_refused_bearer_tokens_are_not_logged(broker, entra, log_output, s
                                                                  scopes=["user_impersonation"])),
               secrets.add("Basic credentials presented as a bearer", basic("portal", PORTAL_SECRET)
                           ["Authorization"][6:])],
-        403: [secrets.add("a bearer without the scope", entra.mint(resource=demo.BROKER_CLIENT_ID,
-                                                                   client_id=demo.CLIENT_ID, scopes=["other"]))],
+        403: [secrets.add("a bearer without the scope", entra.mint(
+            resource=demo.BROKER_CLIENT_ID, client_id=demo.CLIENT_ID, scopes=["other"]))],
     }
     for status, tokens in refused.items():
         for token in tokens:
             await call(broker, secrets, "GET", "/api/me", expect=status,
                        headers={"Authorization": f"Bearer {token}"})
-    out = log_output.getvalue()
-    assert "auth.refused" in events(out)
-    secrets.assert_not_in(out)
+    secrets.assert_not_logged(log_output, "auth.refused")

@@ -131,8 +131,10 @@ async def test_a_valid_bearer_with_a_hostile_teams_header_gets_json_4xx(broker, 
     headers = CIMultiDict({"teams-user-aad-token": teams} if teams is not None else
                           [("teams-user-aad-token", TEAMS_GARBAGE), ("teams-user-aad-token", "x.y.z")])
     await send_everywhere(broker, entra, headers=headers, with_credentials=True)
-    resp = await broker.get("/api/token/teams", headers=CIMultiDict(Credentials(entra)("/api"), **headers))
-    await check(resp, presented(headers))
+    with_bearer = CIMultiDict(Credentials(entra)("/api/token/teams"))
+    with_bearer.extend(headers)
+    resp = await broker.get("/api/token/teams", headers=with_bearer)
+    await check(resp, presented(with_bearer))
     body = await resp.json()
     assert resp.status == 400 and body["error"] in ("invalid_teams_token", "invalid_request"), body
 
@@ -231,7 +233,8 @@ async def raw_request(broker, *pieces: bytes) -> tuple[int, dict[str, str], byte
             await writer.drain()
         head = await reader.readuntil(b"\r\n\r\n")
         status_line, *lines = head.decode("latin-1").split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)}
+        fields = (line.partition(":") for line in lines if line)
+        headers = {k.strip().lower(): v.strip() for k, _, v in fields}
         body = await reader.readexactly(int(headers.get("content-length", "0")))
         return int(status_line.split()[1]), headers, body
     finally:
@@ -266,8 +269,8 @@ async def test_an_incomplete_body_from_a_client_that_leaves_does_not_hurt_the_se
     try:
         health = await broker.get("/healthz")
         assert health.status == 200 and await health.json() == {"status": "ok"}
-        resp = await broker.post("/oauth2/token", data={"grant_type": "refresh_token", "refresh_token": "nope"},
-                                 headers=basic("portal", PORTAL_SECRET))
+        resp = await broker.post("/oauth2/token", headers=basic("portal", PORTAL_SECRET),
+                                 data={"grant_type": "refresh_token", "refresh_token": "nope"})
         assert resp.status == 400 and (await resp.json())["error"] == "invalid_grant"
         for _ in range(500):                         # until the five abandoned requests are settled
             if sum(answered(broker, "/oauth2/token").values()) >= 6:
