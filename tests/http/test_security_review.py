@@ -18,6 +18,8 @@ from urllib.parse import quote_plus
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from structlog.testing import capture_logs
 
 from emulators.entra import demo
@@ -34,10 +36,14 @@ from tests.http.token_support import (
     make_settings,
     partner_token,
 )
-from tests.validation.forge import segment, sign
+from tests.validation.forge import b64, segment, sign
 
 SECRETS = {"portal": "portal:secret with % and +", "dashboard": "dashboard-secret", "reports": "reports-secret",
            "mallory": "mallory-secret", "inspector": "inspector-secret"}
+
+EC_PARTNER_ISS = "https://ec.partner.example"
+EC_PARTNER_KEY = ec.generate_private_key(ec.SECP256R1())
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 SECURITY_TOML = f"""
 [server]
@@ -60,10 +66,18 @@ algorithms = ["HS256"]
 replay_check = true
 scope_map = {{{{ "partner.read" = ["read"], "partner.all" = ["read", "write"] }}}}
 
+[[trusted_issuers]]
+name = "ec-partner"
+issuer = "{EC_PARTNER_ISS}"
+certificate = "ec-partner.pem"
+audiences = ["{BROKER_AUD}"]
+algorithms = ["ES256"]
+replay_check = true
+
 [[clients]]
 client_id = "portal"
 client_secret = "{SECRETS['portal']}"
-allowed_issuers = ["partner", "self"]
+allowed_issuers = ["partner", "ec-partner", "self"]
 allowed_audiences = ["dashboard", "reports"]
 allowed_scopes = {{portal_scopes}}
 refresh_tokens = true
@@ -98,8 +112,13 @@ grant_types = []
 """
 
 
-def security_settings(tmp_path, *, store: str = "memory://", portal_scopes: str = '["read", "write"]'):
-    return make_settings(tmp_path, base=SECURITY_TOML.format(store=store, portal_scopes=portal_scopes))
+def security_settings(tmp_path, extra: str = "", *, store: str = "memory://",
+                      portal_scopes: str = '["read", "write"]', public_url: str = PUBLIC_URL):
+    (tmp_path / "ec-partner.pem").write_bytes(EC_PARTNER_KEY.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    base = SECURITY_TOML.format(store=store, portal_scopes=portal_scopes)
+    return make_settings(tmp_path, extra, base=base.replace(f'public_url = "{PUBLIC_URL}"',
+                                                            f'public_url = "{public_url}"'))
 
 
 def basic(client_id: str, secret: str | None = None) -> dict[str, str]:
@@ -266,6 +285,29 @@ async def test_a_replayed_single_use_token_stays_refused_for_another_client(clie
     token = partner_token()
     await ok(await post(client, "/oauth2/token", exchange_form(token)))
     await refused(await post(client, "/oauth2/token", exchange_form(token), auth="mallory"), 400, "invalid_request")
+
+
+def high_s_twin(token: str) -> str:
+    """The same ES256 token with its signature (r, s) rewritten as (r, n - s): also valid."""
+    h, p, sig = token.split(".")
+    raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+    r, s = raw[:32], int.from_bytes(raw[32:], "big")
+    return f"{h}.{p}.{b64(r + (P256_ORDER - s).to_bytes(32, 'big'))}"
+
+
+@pytest.mark.parametrize("twin_first", [False, True])
+async def test_the_malleable_twin_of_a_single_use_es256_token_is_a_replay(client, twin_first):
+    """ECDSA signatures are malleable, so a second valid encoding of one token exists: replay
+    protection keys on the `jti`, never on the token string or its hash."""
+    now = int(time.time())
+    token = sign({"alg": "ES256", "typ": "JWT"}, {"iss": EC_PARTNER_ISS, "sub": "ec-user", "aud": BROKER_AUD,
+                                                 "iat": now, "exp": now + 300, "jti": f"ec-{twin_first}"},
+                 alg="ES256", key=EC_PARTNER_KEY)
+    twin = high_s_twin(token)
+    assert twin != token
+    first, second = (twin, token) if twin_first else (token, twin)
+    await ok(await post(client, "/oauth2/token", exchange_form(first)))
+    await refused(await post(client, "/oauth2/token", exchange_form(second)), 400, "invalid_request")
 
 
 # --- refresh-token reuse race -------------------------------------------------------------------
@@ -505,8 +547,7 @@ async def test_the_metadata_issuer_is_exactly_public_url_and_every_endpoint_live
 
 
 async def test_metadata_is_path_inserted_and_not_served_at_the_bare_rfc8414_path(aiohttp_client, tmp_path):
-    settings = make_settings(tmp_path, base=SECURITY_TOML.format(store="memory://", portal_scopes='["read"]')
-                             .replace(f'public_url = "{PUBLIC_URL}"', f'public_url = "{PUBLIC_URL}/tenant-a"'))
+    settings = security_settings(tmp_path, public_url=f"{PUBLIC_URL}/tenant-a")
     client = await aiohttp_client(create_app(settings))
     doc = await ok(await client.get("/.well-known/oauth-authorization-server/tenant-a"))
     assert doc["issuer"] == f"{PUBLIC_URL}/tenant-a"
@@ -541,8 +582,7 @@ refresh_tokens = true
 
 @pytest.fixture(name="entra_client")
 async def _entra_client(aiohttp_client, tmp_path, entra):
-    settings = make_settings(tmp_path, entra_toml(entra),
-                             base=SECURITY_TOML.format(store="memory://", portal_scopes='["read"]'))
+    settings = security_settings(tmp_path, entra_toml(entra))
     return await aiohttp_client(create_app(settings))
 
 
