@@ -106,11 +106,17 @@ def _parse_basic(header: str) -> tuple[str, str]:
 
 
 def secret_matches(presented: str, configured: str) -> bool:
-    """Constant-time comparison with a plain or `sha256:<hex>` configured secret."""
+    """Constant-time comparison with a plain or `sha256:<hex>` configured secret.
+
+    Both sides are compared as SHA-256 digests of equal length, so neither the time taken nor
+    an early exit on a length mismatch (hmac.compare_digest's documented leak) tells anything
+    about the configured secret's length."""
+    digest = hashlib.sha256(presented.encode("utf-8")).hexdigest().encode()
     if configured.startswith("sha256:"):
-        digest = hashlib.sha256(presented.encode("utf-8")).hexdigest()
-        return hmac.compare_digest(digest.encode(), configured[7:].strip().lower().encode())
-    return hmac.compare_digest(presented.encode("utf-8"), configured.encode("utf-8"))
+        expected = configured[7:].strip().lower().encode()
+    else:
+        expected = hashlib.sha256(configured.encode("utf-8")).hexdigest().encode()
+    return hmac.compare_digest(digest, expected)
 
 
 def authenticate(settings: Settings, creds: Credentials) -> ClientSettings:
