@@ -4,7 +4,7 @@ Steps: parameters → routing by the unverified issuer → policy on what is kno
 subject (issuer allowed, targets, client scopes) → subject validation → full policy with the
 subject's scopes → single-use commit (replay_check) → mint. The issued token's `aud` is
 exactly the requested targets, its scope never exceeds subject ∩ client, and its lifetime is
-min(client TTL, the subject's remaining lifetime).
+min(client TTL, the subject's remaining lifetime, the actor token's remaining lifetime).
 
 Delegation (`actor_token`, `may_act`, nested `act`): delegation.py. Opaque access tokens for
 `token_format = "opaque"` clients: opaque.py (the JWT's claims stored under a handle).
@@ -28,7 +28,7 @@ from service.grants.base import (
     TokenResponse,
     scope_for_response,
 )
-from service.grants.delegation import Delegations, actor_param
+from service.grants.delegation import ACTOR_REFUSED, Delegations, actor_param
 from service.grants.downstream_targets import DownstreamTargets, is_downstream
 from service.grants.federation import Federation, federated_scopes
 from service.grants.linking import AccountLinker
@@ -143,6 +143,10 @@ class TokenExchangeGrant:
         delegation = await self._delegations.resolve(req, subject, resolve_sub=self._local_sub, now=now)
         if delegation.chain:
             trace.extra["actor_chain"] = list(delegation.chain)
+        if delegation.actor is not None:     # the actor's authority ends with its token, too
+            remaining = min(remaining, delegation.actor.exp - now)
+            if remaining < 1:
+                raise InvalidRequest(ACTOR_REFUSED, reason="actor_expired")
         await self._subjects.commit(subject)
         await self._delegations.commit(delegation)
 

@@ -667,3 +667,23 @@ async def test_lone_surrogates_from_anyone_are_a_4xx_never_a_500(client, where):
         resp = await post(client, "/oauth2/token", exchange_form(token, audience="reports"), auth="dashboard")
         assert resp.status == 400
     assert "error" in await resp.json()
+
+
+# --- the actor's lifetime ---------------------------------------------------------------------------
+
+def delegated(subject: str, actor: str) -> list[tuple[str, str]]:
+    return exchange_form(subject) + [("actor_token", actor), ("actor_token_type", ACCESS_TOKEN)]
+
+
+async def test_a_delegated_token_never_outlives_its_actor_token(client):
+    body = await ok(await post(client, "/oauth2/token", delegated(partner_token(sub="user-1", lifetime=600),
+                                                                  partner_token(sub="agent-1", lifetime=45))))
+    assert body["expires_in"] <= 45
+
+
+async def test_an_actor_token_expired_within_the_clock_skew_is_refused(client):
+    stale = partner_token(sub="agent-1", iat=int(time.time()) - 300, exp=int(time.time()) - 20)
+    with capture_logs() as logs:
+        await refused(await post(client, "/oauth2/token", delegated(partner_token(sub="user-1"), stale)),
+                      400, "invalid_request")
+    assert [e["reason"] for e in logs if e.get("audit")] == ["actor_expired"]
