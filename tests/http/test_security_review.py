@@ -24,7 +24,9 @@ from structlog.testing import capture_logs
 
 from emulators.entra import demo
 from service.app import create_app
+from service.issuing.keyring import rotate_keys
 from service.storage.memory import MemoryStore
+from service.typedefs import KEYRING
 from tests.http.token_support import (
     ACCESS_TOKEN,
     BROKER_AUD,
@@ -39,7 +41,7 @@ from tests.http.token_support import (
 from tests.validation.forge import b64, segment, sign
 
 SECRETS = {"portal": "portal:secret with % and +", "dashboard": "dashboard-secret", "reports": "reports-secret",
-           "mallory": "mallory-secret", "inspector": "inspector-secret"}
+           "mallory": "mallory-secret", "inspector": "inspector-secret", "vault": "vault-secret"}
 
 EC_PARTNER_ISS = "https://ec.partner.example"
 EC_PARTNER_KEY = ec.generate_private_key(ec.SECP256R1())
@@ -109,6 +111,14 @@ refresh_tokens = true
 client_id = "inspector"
 client_secret = "{SECRETS['inspector']}"
 grant_types = []
+
+[[clients]]
+client_id = "vault"
+client_secret = "{SECRETS['vault']}"
+allowed_issuers = ["partner", "self"]
+allowed_audiences = ["dashboard"]
+allowed_scopes = ["read"]
+token_format = "opaque"
 """
 
 
@@ -687,3 +697,38 @@ async def test_an_actor_token_expired_within_the_clock_skew_is_refused(client):
         await refused(await post(client, "/oauth2/token", delegated(partner_token(sub="user-1"), stale)),
                       400, "invalid_request")
     assert [e["reason"] for e in logs if e.get("audit")] == ["actor_expired"]
+
+
+# --- a real opaque handle, altered ------------------------------------------------------------------
+
+async def test_a_real_handle_altered_by_one_character_or_truncated_is_worthless(client):
+    handle = (await ok(await post(client, "/oauth2/token", exchange_form(partner_token()), auth="vault")))[
+        "access_token"]
+    assert (await ok(await post(client, "/oauth2/introspect", {"token": handle}, auth="vault")))["active"]
+    flipped = handle[:-1] + ("A" if handle[-1] != "A" else "B")
+    for variant in (flipped, handle[:-1], handle + "A", handle.upper() if handle.upper() != handle else flipped):
+        assert await ok(await post(client, "/oauth2/introspect", {"token": variant}, auth="vault")) == \
+            {"active": False}
+        await refused(await post(client, "/oauth2/token", exchange_form(variant), auth="vault"), 400,
+                      "invalid_request")
+    # the owner can still use the real one; a dashboard-audience client can exchange it, mallory cannot
+    await refused(await post(client, "/oauth2/token", exchange_form(handle, audience="archive"), auth="mallory"),
+                  400, "invalid_request")
+    await ok(await post(client, "/oauth2/token", exchange_form(handle, audience="reports"), auth="dashboard"))
+
+
+# --- key rotation -------------------------------------------------------------------------------
+
+async def test_a_token_signed_by_a_retired_key_is_dead_before_its_exp(client, tmp_path):
+    body = await ok(await post(client, "/oauth2/token", exchange_form(partner_token(), audience="dashboard")))
+    old_kid = jwt.get_unverified_header(body["access_token"])["kid"]
+    # an operator rotates with no overlap at all (max_token_ttl=0): the old key retires now
+    rotate_keys(tmp_path / "keys", "ES256", now=time.time(), activation_delay=0, max_token_ttl=0)
+    client.app[KEYRING].reload()
+    kids = [k["kid"] for k in (await ok(await client.get("/oauth2/jwks")))["keys"]]
+    assert old_kid not in kids and kids
+    assert await ok(await post(client, "/oauth2/introspect", {"token": body["access_token"]})) == {"active": False}
+    await refused(await post(client, "/oauth2/token", exchange_form(body["access_token"], audience="reports"),
+                             auth="dashboard"), 400, "invalid_request")
+    fresh = await ok(await post(client, "/oauth2/token", exchange_form(partner_token(), audience="dashboard")))
+    assert jwt.get_unverified_header(fresh["access_token"])["kid"] in kids
