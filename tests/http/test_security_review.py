@@ -732,3 +732,63 @@ async def test_a_token_signed_by_a_retired_key_is_dead_before_its_exp(client, tm
                              auth="dashboard"), 400, "invalid_request")
     fresh = await ok(await post(client, "/oauth2/token", exchange_form(partner_token(), audience="dashboard")))
     assert jwt.get_unverified_header(fresh["access_token"])["kid"] in kids
+
+
+# --- federation: the issuer is the trusted issuer's NAME, matched after validation -------------------
+
+CI_SECRET = "ci-hmac-secret-of-at-least-32-bytes-long!"
+EVIL_SECRET = "evil-hmac-secret-of-at-least-32-bytes-long"
+FEDERATION_TOML = f"""
+[[trusted_issuers]]
+name = "ci"
+issuer = "https://ci.example"
+secret = "{CI_SECRET}"
+audiences = ["tokenbroker-federation"]
+algorithms = ["HS256"]
+
+[[trusted_issuers]]
+name = "evil"
+issuer = "ci"
+secret = "{EVIL_SECRET}"
+audiences = ["tokenbroker-federation"]
+algorithms = ["HS256"]
+
+[[clients]]
+client_id = "deployer"
+client_secret = "deployer-secret"
+allowed_issuers = ["ci", "evil"]
+allowed_audiences = ["build-agent"]
+allowed_scopes = ["deploy"]
+
+[[clients]]
+client_id = "build-agent"
+client_secret = "build-agent-secret"
+allowed_scopes = ["deploy"]
+federated_identities = [{{ issuer = "ci", subject = "repo:acme/app", audience = "tokenbroker-federation" }}]
+"""
+
+
+def ci_token(iss: str, secret: str, sub: str = "repo:acme/app") -> str:
+    now = int(time.time())
+    return jwt.encode({"iss": iss, "sub": sub, "aud": "tokenbroker-federation", "scope": "deploy", "iat": now,
+                       "exp": now + 300, "jti": f"{iss}-{now}-{sub}"}, secret, algorithm="HS256")
+
+
+async def test_federation_matches_the_validated_issuer_not_an_iss_that_spells_its_name(aiohttp_client, tmp_path):
+    client = await aiohttp_client(create_app(security_settings(tmp_path, FEDERATION_TOML)))
+    deployer = {"Authorization": "Basic " + base64.b64encode(b"deployer:deployer-secret").decode()}
+
+    async def exchange(token: str) -> dict:
+        resp = await client.post("/oauth2/token", data=exchange_form(token, audience="build-agent"),
+                                 headers=deployer)
+        return await ok(resp)
+
+    real = claims_of((await exchange(ci_token("https://ci.example", CI_SECRET)))["access_token"])
+    assert real["sub"] == real["client_id"] == "build-agent"
+    # the "evil" issuer's iss is literally "ci", the NAME of the federated issuer: an ordinary user
+    spoof = claims_of((await exchange(ci_token("ci", EVIL_SECRET)))["access_token"])
+    assert spoof["sub"] != "build-agent" and spoof["client_id"] == "deployer"
+    # and the evil issuer's key cannot sign for https://ci.example
+    resp = await client.post("/oauth2/token", headers=deployer,
+                             data=exchange_form(ci_token("https://ci.example", EVIL_SECRET), audience="build-agent"))
+    await refused(resp, 400, "invalid_request")
