@@ -60,6 +60,7 @@ def configure_logging(*, json: bool = True, level: str = "INFO", stream=None) ->
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("azure").setLevel(logging.WARNING)
+    logging.getLogger("azure.identity").setLevel(logging.ERROR)  # we log each Entra refusal ourselves
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
