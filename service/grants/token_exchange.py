@@ -2,8 +2,9 @@
 
 Steps: parameters → routing by the unverified issuer → policy on what is known without the
 subject (issuer allowed, targets, client scopes) → subject validation → full policy with the
-subject's scopes → single-use commit (replay_check) → mint. The issued token's `aud` is
-exactly the requested targets, its scope never exceeds subject ∩ client, and its lifetime is
+subject's scopes → delegation → federation / account linking → single-use commit
+(replay_check; nothing refuses after it) → mint. The issued token's `aud` is exactly the
+requested targets, its scope never exceeds subject ∩ client, and its lifetime is
 min(client TTL, the subject's remaining lifetime, the actor token's remaining lifetime).
 
 Delegation (`actor_token`, `may_act`, nested `act`): delegation.py. Opaque access tokens for
@@ -147,11 +148,12 @@ class TokenExchangeGrant:
             remaining = min(remaining, delegation.actor.exp - now)
             if remaining < 1:
                 raise InvalidRequest(ACTOR_REFUSED, reason="actor_expired")
-        await self._subjects.commit(subject)
-        await self._delegations.commit(delegation)
-
         who = await resolve_subject(subject, federation=self._federation, linker=self._linker, targets=targets)
         sub, scopes = who.sub, who.scopes(decision.scopes, requested_scopes)
+        # single-use tokens are used up only now that nothing can refuse the request any more
+        # (federation and linking refuse too): a refused request must not burn them
+        await self._subjects.commit(subject)
+        await self._delegations.commit(delegation)
         if who.federated:
             trace.extra["federated_client"] = who.federated.client_id
         extra = {"tid": subject.tid, "oid": subject.oid, **who.claims}
