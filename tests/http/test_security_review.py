@@ -19,6 +19,7 @@ from urllib.parse import quote_plus
 
 import jwt
 import pytest
+import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from structlog.testing import capture_logs
@@ -285,7 +286,25 @@ async def test_several_targets_all_land_in_aud_and_each_named_client_may_use_the
 
 # --- replay of single-use partner tokens --------------------------------------------------------
 
-async def test_fifty_concurrent_exchanges_of_one_single_use_token_issue_exactly_one(client):
+@pytest.fixture(name="store_url", params=["memory", "sqlite", "redis"])
+async def _store_url(request, tmp_path):
+    if request.param == "memory":
+        yield "memory://"
+    elif request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/state.db"
+    else:
+        prefix = f"secreview-{secrets.token_hex(4)}:"
+        yield f"redis://127.0.0.1:6379/13?prefix={prefix}"
+        r = redis.Redis(host="127.0.0.1", port=6379, db=13)
+        keys = list(r.scan_iter(f"{prefix}*"))
+        if keys:
+            r.delete(*keys)
+        r.close()
+
+
+async def test_fifty_concurrent_exchanges_of_one_single_use_token_issue_exactly_one(aiohttp_client, tmp_path,
+                                                                                    store_url):
+    client = await aiohttp_client(create_app(security_settings(tmp_path, store=store_url)))
     token = partner_token()
     responses = await asyncio.gather(*(post(client, "/oauth2/token", exchange_form(token)) for _ in range(50)))
     bodies = [(r.status, await r.json()) for r in responses]
