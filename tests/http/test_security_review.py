@@ -230,6 +230,18 @@ async def test_exchanging_our_own_token_never_gains_a_scope_it_lacks(client):
     assert claims_of(wide["access_token"])["scope"] == "read"
 
 
+async def test_scope_map_grants_only_what_it_maps_even_to_a_client_allowed_more(client):
+    """mallory may grant admin, and the partner token says admin, but the partner's scope_map
+    has no entry for it: with a scope_map, unmapped scopes grant nothing."""
+    body = await ok(await post(client, "/oauth2/token", exchange_form(partner_token(scope="admin partner.read")),
+                               auth="mallory"))
+    assert claims_of(body["access_token"])["scope"] == "read"
+    for scope in ("admin", "write", "read admin"):
+        await refused(await post(client, "/oauth2/token", exchange_form(partner_token(scope="admin partner.read"),
+                                                                        scope=scope), auth="mallory"),
+                      400, "invalid_scope")
+
+
 # --- cross-client use -------------------------------------------------------------------------
 
 async def test_another_client_can_neither_refresh_introspect_revoke_nor_exchange_a_token(client):
