@@ -129,6 +129,11 @@ class SubjectTokens:
             raise InvalidRequest("The subject token is not acceptable.", reason="subject_replayed",
                                  detail=f"issuer={subject.issuer_name} jti={subject.replay_jti[:64]}")
 
+    async def release(self, subject: Subject) -> None:
+        """Undo this request's own `commit` (a later single-use check of the request failed)."""
+        if subject.replay_jti is not None:
+            await self._replay.release(f"subject|{subject.iss}", subject.replay_jti)
+
     async def _self(self, token: str, client_id: str, now: float) -> Subject:
         if self._opaque is not None and is_handle(token):
             found = await self._opaque.claims(token, now=now)

@@ -153,7 +153,11 @@ class TokenExchangeGrant:
         # single-use tokens are used up only now that nothing can refuse the request any more
         # (federation and linking refuse too): a refused request must not burn them
         await self._subjects.commit(subject)
-        await self._delegations.commit(delegation)
+        try:
+            await self._delegations.commit(delegation)
+        except InvalidRequest:               # a replayed actor must not use up the subject token
+            await self._subjects.release(subject)
+            raise
         if who.federated:
             trace.extra["federated_client"] = who.federated.client_id
         extra = {"tid": subject.tid, "oid": subject.oid, **who.claims}

@@ -76,6 +76,10 @@ class ReplayCache:
         return await self._store.put_if_absent(
             make_key(self.NAMESPACE, namespace, jti), {"exp": exp}, ttl=ttl)
 
+    async def release(self, namespace: str, jti: str) -> None:
+        """Forget a use recorded by this caller's own `first_use` (its request failed later)."""
+        await self._store.delete(make_key(self.NAMESPACE, namespace, jti))
+
 
 class RevokedJtis:
     """Token ids revoked before their expiry (RFC 7009); forgotten once the token expires."""

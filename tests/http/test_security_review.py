@@ -353,6 +353,17 @@ async def test_the_malleable_twin_of_a_single_use_es256_token_is_a_replay(client
     await refused(await post(client, "/oauth2/token", exchange_form(second)), 400, "invalid_request")
 
 
+async def test_a_replayed_actor_token_does_not_use_up_the_single_use_subject_token(client):
+    actor = partner_token(sub="agent-1")
+    await ok(await post(client, "/oauth2/token", exchange_form(actor)))                 # the actor's jti is used
+    subject = partner_token(sub="user-1")
+    await refused(await post(client, "/oauth2/token", delegated(subject, actor)), 400, "invalid_request")
+    body = await ok(await post(client, "/oauth2/token", delegated(subject, partner_token(sub="agent-1"))))
+    assert claims_of(body["access_token"])["act"]["sub"]
+    await refused(await post(client, "/oauth2/token", delegated(subject, partner_token(sub="agent-1"))),
+                  400, "invalid_request")                                              # now it is used up
+
+
 # --- refresh-token reuse race -------------------------------------------------------------------
 
 class LockstepRefreshStore(MemoryStore):
