@@ -48,15 +48,28 @@ class SqliteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
             try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.executescript(_SCHEMA)
-                self._sweep(conn)
+                self._initialise(conn)
             except BaseException:
                 conn.close()
                 raise
             self._conn = conn
         return self._conn
+
+    def _initialise(self, conn: sqlite3.Connection) -> None:
+        """Switching to WAL can answer "database is locked" at once, without the busy handler,
+        while another process opens the same file: retry within the busy timeout."""
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(_SCHEMA)
+                self._sweep(conn)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _sweep(self, conn: sqlite3.Connection) -> None:
         conn.execute("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (self._clock(),))
