@@ -115,7 +115,7 @@ async def run(seconds: float, concurrency: int, port: int) -> str:
                 "GET /api/token/teams (ACS exchange cache hit)":
                     lambda: ("GET", f"{broker}/api/token/teams",
                              {"headers": {**bearer, "teams-user-aad-token": teams}}, 201),
-                "POST /oauth2/token (RFC 8693: Entra token -> own ES256 JWT)":
+                "POST /oauth2/token (RFC 8693: Entra token -> own ES256 JWT + refresh token in SQLite)":
                     lambda: ("POST", f"{broker}/oauth2/token", {"data": form, "headers": basic}, 200),
             }
             cold = {

@@ -5,25 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
-from .pki import Pki, ensure_pki
-
-
-async def start_site(app: web.Application, pki: Pki, host: str = "127.0.0.1",
-                     port: int = 0) -> tuple[web.AppRunner, int]:
-    """Start `app` over HTTPS; return the runner and the real port."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=pki.server_ssl_context())
-    await site.start()
-    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-    real_port = sockets[0].getsockname()[1] if sockets else port
-    return runner, real_port
+from .pki import ensure_pki
 
 
 def announce(**fields: object) -> None:
@@ -40,11 +29,7 @@ def run_forever(make_app: Callable[[str], web.Application], *, name: str, host: 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        holder: dict[str, web.Application] = {}
-
-        # The base URL needs the real port; bind first with a placeholder app then swap is
-        # messy, so bind a socket ourselves when port is 0.
-        import socket
+        # The base URL (in issuers and metadata) needs the real port: bind the socket first.
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
@@ -52,7 +37,6 @@ def run_forever(make_app: Callable[[str], web.Application], *, name: str, host: 
         hostpart = f"[{host}]" if ":" in host else host
         base_url = f"https://{hostpart}:{real_port}"
         app = make_app(base_url)
-        holder["app"] = app
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.SockSite(runner, sock, ssl_context=pki.server_ssl_context())
