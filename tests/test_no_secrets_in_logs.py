@@ -257,3 +257,19 @@ async def test_refused_bearer_tokens_are_not_logged(broker, entra, log_output, s
             await call(broker, secrets, "GET", "/api/me", expect=status,
                        headers={"Authorization": f"Bearer {token}"})
     secrets.assert_not_logged(log_output, "auth.refused")
+
+
+async def test_the_canonical_request_line_names_the_tenant_app_and_client(aiohttp_client, entra, acs, tmp_path,
+                                                                           log_output):
+    client, _keys = await start(aiohttp_client, entra, acs, tmp_path)
+    resp = await client.get("/api/me", headers={"Authorization": f"Bearer {bearer(entra)}"})
+    assert resp.status == 200
+    resp = await client.post("/oauth2/token", data=exchange_form(bearer(entra), audience="dashboard"),
+                             headers=basic("portal", PORTAL_SECRET))
+    assert resp.status == 200, await resp.text()
+    lines = [json.loads(line) for line in log_output.getvalue().splitlines() if line.startswith("{")]
+    requests = {line["route"]: line for line in lines if line.get("event") == "http.request"}
+    me = requests["/api/me"]
+    assert (me["tid"], me["app_id"], me["status"]) == (demo.TENANT_ID, demo.CLIENT_ID, 200)
+    assert me["request_id"] and me["duration_ms"] >= 0
+    assert requests["/oauth2/token"]["client_id"] == "portal"

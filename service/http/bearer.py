@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+import structlog
 from aiohttp import web
 
 from ..errors import (
@@ -87,4 +88,6 @@ async def authenticate(request: web.Request) -> EntraPrincipal:
             error = InvalidToken(reason=exc.reason, detail=exc.detail)
         raise _refused(request, error, exc.reason, context) from exc
     request[PRINCIPAL_KEY] = principal
+    # For the canonical http.request line (and every other line of this request).
+    structlog.contextvars.bind_contextvars(tid=principal.tid, app_id=principal.app_id)
     return principal

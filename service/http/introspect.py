@@ -3,6 +3,7 @@ token's client or a client in its `aud`, everyone else gets `{"active": false}`.
 
 from __future__ import annotations
 
+import structlog
 from aiohttp import web
 
 from ..errors import InvalidRequest
@@ -17,6 +18,7 @@ async def authenticated_token(request: web.Request) -> tuple[str, str]:
     form = await read_form(request)
     client = await request.app[GRANTS].authenticate_client(request.headers.get("Authorization"), form,
                                                            now=request.app[CLOCK]())
+    structlog.contextvars.bind_contextvars(client_id=client.client_id)
     token = single(form, "token")
     single(form, "token_type_hint")   # a hint only, but still single-valued
     if token is None:

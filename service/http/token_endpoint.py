@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import structlog
 from aiohttp import web
 
 from ..errors import BrokerError, InvalidRequest, UnauthorizedClient
@@ -24,6 +25,7 @@ async def token(request: web.Request) -> web.Response:
         client = await request.app[GRANTS].authenticate_client(request.headers.get("Authorization"), form,
                                                                now=request.app[CLOCK]())
         client_id = client.client_id
+        structlog.contextvars.bind_contextvars(client_id=client_id)
         grant_type = single(form, "grant_type")
         if grant_type is None:
             raise InvalidRequest("The parameter grant_type is required.", reason="missing_grant_type")
