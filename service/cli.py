@@ -73,6 +73,12 @@ def cmd_emulate(args: argparse.Namespace) -> int:
 def cmd_dev(args: argparse.Namespace) -> int:
     from .devstack import run_dev
 
+    try:
+        import emulators  # noqa: F401  dev/test only: absent from the production image
+        import minimal_client  # noqa: F401
+    except ImportError:
+        print("emulators are not installed in this image (dev only)", file=sys.stderr)
+        return 1
     return run_dev(base_port=args.port, state_dir=Path(args.state_dir))
 
 
