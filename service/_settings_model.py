@@ -141,6 +141,8 @@ class AcsSettings:
     identity_scopes: tuple[str, ...] = ("chat", "voip")
     identity_token_ttl: int = 3600
     timeout: int = 10
+    managed_identity: bool = False           # extension: azure-identity ManagedIdentityCredential
+    managed_identity_client_id: str = ""     # extension: user-assigned identity; "" = system-assigned
 
     def __post_init__(self) -> None:
         _tuple(self, "teams_scopes", "allowed_teams_client_apps", "identity_scopes")

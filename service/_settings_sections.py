@@ -106,6 +106,7 @@ def build_acs(raw: Any, c: Checks) -> AcsSettings | None:
     endpoint, key, conn = v["endpoint"], v["access_key"], v["connection_string"]
     if key and conn:
         c.add("acs.connection_string", "at most one of acs.access_key and acs.connection_string may be set")
+    _check_managed_identity(v, c)
     if key:
         c.base64("acs.access_key", key)
     if conn:
@@ -138,6 +139,20 @@ def build_acs(raw: Any, c: Checks) -> AcsSettings | None:
     c.at_least("acs.timeout", v["timeout"], 1)
     v["endpoint"] = endpoint
     return AcsSettings(**v)
+
+
+def _check_managed_identity(v: dict[str, Any], c: Checks) -> None:
+    """`managed_identity = true` replaces the key: exclusive with access_key/connection_string."""
+    if v["managed_identity"]:
+        for other in ("access_key", "connection_string"):
+            if v[other]:
+                c.add("acs.managed_identity", f"true excludes acs.{other} (the managed identity "
+                      "authenticates the broker to ACS): set one of them")
+    client_id = v["managed_identity_client_id"]
+    if client_id:
+        if not v["managed_identity"]:
+            c.add("acs.managed_identity_client_id", "only with acs.managed_identity = true")
+        c.guid("acs.managed_identity_client_id", client_id)
 
 
 def build_obo(raw: Any, c: Checks) -> dict[str, OboSettings]:

@@ -115,6 +115,7 @@ def test_acs_defaults_match_the_contract(load):
     assert a.verify_teams_token_signature is True
     assert a.identity_scopes == ("chat", "voip")
     assert (a.identity_token_ttl, a.timeout) == (3600, 10)
+    assert (a.managed_identity, a.managed_identity_client_id) == (False, "")
 
 
 def test_trusted_issuer_and_client_defaults_match_the_contract(load):
@@ -410,6 +411,15 @@ RULES = [
      "cors.allowed_origins:"),
     ("cors origins are urls", '[cors]\nallowed_origins = ["a.example"]\n', "cors.allowed_origins:"),
     ("store url has a known scheme", '[store]\nurl = "postgres://db"\n', "store.url:"),
+    ("a managed identity excludes the access key", acs(managed_identity=True, access_key="a2V5"),
+     "acs.managed_identity:"),
+    ("a managed identity excludes the connection string",
+     acs(endpoint=None, managed_identity=True, connection_string="endpoint=https://r.example/;accesskey=a2V5"),
+     "acs.managed_identity:"),
+    ("a managed identity client id needs managed_identity",
+     acs(managed_identity_client_id="11111111-2222-3333-4444-555555555555"), "acs.managed_identity_client_id:"),
+    ("a managed identity client id is a GUID",
+     acs(managed_identity=True, managed_identity_client_id="my-identity"), "acs.managed_identity_client_id:"),
 ]
 
 
@@ -429,6 +439,20 @@ def test_a_connection_string_alone_configures_acs(load):
     s = load(acs(endpoint=None, connection_string="endpoint=https://r.example/;accesskey=a2V5"))
     assert s.acs.endpoint == "https://r.example"
     assert s.acs.connection_string.reveal().startswith("endpoint=")
+
+
+def test_a_managed_identity_configures_acs_without_a_key_or_entra(load):
+    s = load(acs(managed_identity=True))
+    assert s.acs.managed_identity is True and s.acs.managed_identity_client_id == ""
+    assert not s.acs.access_key and not s.acs.connection_string and s.entra is None
+    user = load(acs(managed_identity=True, managed_identity_client_id=APP)).acs
+    assert user.managed_identity_client_id == APP
+
+
+def test_managed_identity_comes_from_the_environment_too(load):
+    s = load(acs(), {"TOKENBROKER_ACS__MANAGED_IDENTITY": "true",
+                     "TOKENBROKER_ACS__MANAGED_IDENTITY_CLIENT_ID": APP})
+    assert (s.acs.managed_identity, s.acs.managed_identity_client_id) == (True, APP)
 
 
 def test_hmac_trusted_issuers_and_hashed_client_secrets_are_accepted(load):
