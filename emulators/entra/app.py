@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from . import authorize, control, control_directory, discovery, token_endpoint
+from . import authorize, control, control_directory, discovery, managed_identity, token_endpoint
 from .recorder import recorder
 from .state import STATE_KEY, EmulatorState, EntraConfig
 
@@ -45,6 +45,7 @@ def create_app(config: EntraConfig | str) -> web.Application:
     r.add_route("POST", "/{tenant}/oauth2/v2.0/authorize", authorize.authorize)
     r.add_post("/{tenant}/oauth2/v2.0/token", token_endpoint.token)
     r.add_post("/{tenant}/oauth2/token", token_endpoint.token)
+    r.add_get("/msi/token", managed_identity.token)             # App Service-style managed identity
     c = "/_emulator"
     r.add_get(f"{c}/state", control.get_state)
     r.add_post(f"{c}/reset", control.reset)

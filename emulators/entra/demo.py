@@ -61,3 +61,9 @@ GRAPH_APP_ID_URI = "https://graph.microsoft.com"
 # The ACS data plane resource (Entra bearer auth to ACS). The app id is emulator-chosen.
 ACS_DATA_PLANE_APP_ID = "90ca7354-b4d8-457a-8d12-dd2765f71258"
 ACS_DATA_PLANE_APP_ID_URI = "https://communication.azure.com"
+
+# Managed identities (GET /msi/token, App Service shape: IDENTITY_ENDPOINT + IDENTITY_HEADER).
+MANAGED_IDENTITY_CLIENT_ID = "ff7ddd81-051c-42e2-bfbb-fb87ecc99c19"        # system-assigned (default)
+USER_ASSIGNED_IDENTITY_CLIENT_ID = "29cd8b0e-5762-408d-b779-3c8f4597b112"  # user-assigned
+MANAGED_IDENTITY_HEADER = "emu-identity-header-8Q3FDZk2uM0h990KdtCZqbT0p2"
+MANAGED_IDENTITY_PATH = "/msi/token"

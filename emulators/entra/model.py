@@ -9,9 +9,11 @@ Parsed from a JSON seed (see `seeds/demo.json`):
                "certificates": ["<PEM>"], "federated_credentials": [{"issuer", "subject",
                "audience", "jwks_uri"}], "redirect_uris": [...], "app_id_uri", "scopes": [...],
                "app_roles": [...], "access_token_version": 1|2, "admin_consent_only": bool,
-               "mfa_required": bool, "service_principal_oid", "role_assignments": {...}}],
+               "mfa_required": bool, "service_principal_oid", "role_assignments": {...},
+               "managed_identity": "system" | "user"}],
      "consents": [{"tenant", "user": oid | null (admin, tenant-wide), "client_id", "resource",
-                   "scopes": [...]}]}
+                   "scopes": [...]}],
+     "managed_identity_header": "<IDENTITY_HEADER of the managed-identity endpoint>"}
 
 Apps are multi-tenant: each is usable in every tenant of the emulator.
 """
@@ -103,6 +105,7 @@ class App:
     mfa_required: bool = False
     service_principal_oid: str = ""
     role_assignments: dict[str, list[str]] = field(default_factory=dict)
+    managed_identity: str = ""      # "system" | "user": a managed identity (managed_identity.py)
 
     def __post_init__(self) -> None:
         if not self.service_principal_oid:
@@ -137,6 +140,7 @@ def parse_app(raw: dict) -> App:
         mfa_required=bool(raw.get("mfa_required", False)),
         service_principal_oid=raw.get("service_principal_oid", ""),
         role_assignments={k: list(v) for k, v in raw.get("role_assignments", {}).items()},
+        managed_identity=str(raw.get("managed_identity", "")),
     )
 
 
