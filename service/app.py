@@ -172,7 +172,7 @@ async def _acs_client(app: web.Application) -> AsyncIterator[None]:
     if settings.acs is not None:
         acs, entra = settings.acs, settings.entra
         broker = None
-        if not acs.access_key and not acs.connection_string and entra is not None:
+        if not (acs.access_key or acs.connection_string or acs.managed_identity) and entra is not None:
             broker = app[OVERRIDES].get("broker_credential") or await asyncio.to_thread(
                 load_broker_credential, entra)
         client = app[OVERRIDES].get("acs_client") or AcsClient.from_settings(

@@ -126,7 +126,8 @@ def credentials_refused(operation: str, kind: str, *, status: int | None, code: 
                         detail: str) -> DownstreamError:
     log.error("acs.credentials_refused", operation=operation, auth=kind, status=status,
               code=code or None, hint="ACS or Entra refused the broker's own credentials: check "
-              "acs.access_key / acs.connection_string, or the [entra] credential and its ACS role")
+              "acs.access_key / acs.connection_string, or the [entra] credential or managed "
+              "identity and its ACS role")
     return DownstreamError("Azure Communication Services refused the broker's credentials.",
                            status=502, service="acs", reason="credentials_refused", detail=detail)
 
