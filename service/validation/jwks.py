@@ -199,7 +199,7 @@ class JwksCache:
         except FetchError as e:
             log.warning("jwks.fetch_failed", url=url, error=str(e)[:200])
             raise DownstreamError("The identity provider's keys are unavailable.", status=503,
-                                  service="entra", detail=f"{url}: {e}", reason="jwks") from e
+                                  service="jwks", detail=f"{url}: {e}", reason="jwks") from e
         finally:
             entry.inflight = None
 
