@@ -9,7 +9,6 @@ import jwt
 import pytest
 from structlog.testing import capture_logs
 
-from service.app import create_app
 from service.typedefs import TOKEN_ISSUER
 from tests.http.token_support import (
     ACCESS_TOKEN,
@@ -18,15 +17,9 @@ from tests.http.token_support import (
     basic,
     exchange_form,
     exchange_ok,
-    make_settings,
     partner_token,
     post_token,
 )
-
-
-@pytest.fixture(name="client")
-async def _client(aiohttp_client, tmp_path):
-    return await aiohttp_client(create_app(make_settings(tmp_path)))
 
 
 def delegated_form(subject: str, actor: str, *, audience: str = "dashboard", actor_type: str = ACCESS_TOKEN,

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-
-from service.app import create_app
 from tests.http.token_support import (
     basic,
     exchange_form,
     exchange_ok,
-    make_settings,
     partner_token,
     post_token,
 )
-
-
-@pytest.fixture(name="client")
-async def _client(aiohttp_client, tmp_path):
-    return await aiohttp_client(create_app(make_settings(tmp_path)))
 
 
 async def introspect(client, token: str, auth: str = "portal") -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import jwt
-import pytest
 from structlog.testing import capture_logs
 
 from service.app import create_app
@@ -21,11 +20,6 @@ from tests.http.token_support import (
     partner_token,
     post_token,
 )
-
-
-@pytest.fixture(name="client")
-async def _client(aiohttp_client, tmp_path):
-    return await aiohttp_client(create_app(make_settings(tmp_path)))
 
 
 async def jwks_of(client) -> jwt.PyJWKSet:

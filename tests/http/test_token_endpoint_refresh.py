@@ -5,15 +5,8 @@ from __future__ import annotations
 import time
 
 import jwt
-import pytest
 
-from service.app import create_app
-from tests.http.token_support import exchange_form, exchange_ok, make_settings, partner_token, post_token
-
-
-@pytest.fixture(name="client")
-async def _client(aiohttp_client, tmp_path):
-    return await aiohttp_client(create_app(make_settings(tmp_path)))
+from tests.http.token_support import exchange_form, exchange_ok, partner_token, post_token
 
 
 def refresh_form(token: str, **extra: str) -> list[tuple[str, str]]:

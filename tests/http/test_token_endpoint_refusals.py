@@ -6,7 +6,6 @@ import base64
 
 import pytest
 
-from service.app import create_app
 from tests.http.token_support import (
     ACCESS_TOKEN,
     PARTNER_ISS,
@@ -14,15 +13,9 @@ from tests.http.token_support import (
     basic,
     exchange_form,
     exchange_ok,
-    make_settings,
     partner_token,
     post_token,
 )
-
-
-@pytest.fixture(name="client")
-async def _client(aiohttp_client, tmp_path):
-    return await aiohttp_client(create_app(make_settings(tmp_path)))
 
 
 async def refused(resp, status: int, error: str) -> dict:
