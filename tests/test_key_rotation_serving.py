@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import queue
 import signal
 import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -22,8 +18,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-TOKENBROKER = [sys.executable, "-m", "service"]
+from tests.support.serve_process import ROOT, TOKENBROKER, WAIT, ServeProcess, clean_env
+
 PUBLIC_URL = "http://broker.test"
 PARTNER_ISS = "https://auth.partner.example"
 PARTNER_SECRET = "partner-hmac-secret-of-at-least-32-bytes!"
@@ -53,61 +49,23 @@ allowed_issuers = ["partner"]
 allowed_audiences = ["dashboard"]
 allowed_scopes = ["read"]
 """
-WAIT = 30.0   # generous bound for a busy machine; never asserted as a duration
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("TOKENBROKER_")}
-
-
-class Serve:
-    """One `tokenbroker serve --port 0` child; its JSON log lines are read by a thread."""
+class Serve(ServeProcess):
+    """One `tokenbroker serve --port 0` child (tests/support/serve_process.py) with the JWKS and
+    token calls these tests make."""
 
     def __init__(self, config: Path) -> None:
-        self.proc = subprocess.Popen([*TOKENBROKER, "serve", "--config", str(config), "--port", "0"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-                                     env=_env())
-        self.events: queue.Queue[dict] = queue.Queue()
-        self.seen: list[dict] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        started = self.wait_for("server.started")
-        self.url = f"http://127.0.0.1:{started['port']}"
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                record = {"event": "raw", "line": line.rstrip()}
-            self.events.put(record if isinstance(record, dict) else {"event": "raw"})
-        self.events.put({"event": "eof"})
-
-    def wait_for(self, event: str) -> dict:
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            try:
-                record = self.events.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            self.seen.append(record)
-            if record.get("event") == event:
-                return record
-            if record.get("event") == "eof":
-                break
-        raise AssertionError(f"no {event}; saw {[r.get('event') for r in self.seen][-20:]}")
+        super().__init__(config, "--port", "0")
 
     def events_named(self, event: str) -> int:
         """How many lines so far carried this event (reads what the thread has queued)."""
-        while True:
-            try:
-                self.seen.append(self.events.get_nowait())
-            except queue.Empty:
-                return sum(r.get("event") == event for r in self.seen)
+        return len(self.lines(event))
 
     def jwks(self) -> dict:
-        with urllib.request.urlopen(f"{self.url}/oauth2/jwks", timeout=10) as resp:
-            return json.loads(resp.read())
+        status, body = self.get("/oauth2/jwks")
+        assert status == 200, body
+        return body
 
     def kids(self) -> set[str]:
         return {k["kid"] for k in self.jwks()["keys"]}
@@ -129,15 +87,6 @@ class Serve:
         self.proc.send_signal(signal.SIGHUP)
         self.wait_for("server.reloaded")     # the reload hooks ran before this line was logged
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
 
 def kid_of(token: str) -> str:
     return jwt.get_unverified_header(token)["kid"]
@@ -151,7 +100,7 @@ def verify(token: str, jwks: dict) -> dict:
 
 def rotate(config: Path) -> str:
     result = subprocess.run([*TOKENBROKER, "keys", "rotate", "--config", str(config)], capture_output=True,
-                            text=True, cwd=ROOT, env=_env(), timeout=60)
+                            text=True, cwd=ROOT, env=clean_env(), timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
 
@@ -238,7 +187,7 @@ def test_keys_rotate_with_a_bad_config_exits_2_and_names_the_problem(tmp_path, c
     if content is not None:
         path.write_text(content)
     result = subprocess.run([*TOKENBROKER, "keys", "rotate", "--config", str(path)], capture_output=True,
-                            text=True, cwd=ROOT, env=_env(), timeout=60)
+                            text=True, cwd=ROOT, env=clean_env(), timeout=60)
     assert result.returncode == 2
     assert message in result.stderr
     assert not (tmp_path / "keys").exists()
