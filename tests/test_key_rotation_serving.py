@@ -5,24 +5,26 @@ after verify against the served JWKS, and replicas on one keys_dir serve the sam
 
 from __future__ import annotations
 
-import base64
-import json
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import jwt
 import pytest
 
-from tests.support.serve_process import ROOT, TOKENBROKER, WAIT, ServeProcess, clean_env
+from tests.support.serve_process import (
+    PARTNER_ISSUER_TOML,
+    PORTAL_CLIENT_TOML,
+    ROOT,
+    TOKENBROKER,
+    WAIT,
+    ServeProcess,
+    clean_env,
+    partner_exchange,
+)
 
 PUBLIC_URL = "http://broker.test"
-PARTNER_ISS = "https://auth.partner.example"
-PARTNER_SECRET = "partner-hmac-secret-of-at-least-32-bytes!"
 CONFIG = f"""
 [server]
 public_url = "{PUBLIC_URL}"
@@ -35,20 +37,7 @@ access_token_ttl = 300
 [store]
 url = "memory://"
 
-[[trusted_issuers]]
-name = "partner"
-issuer = "{PARTNER_ISS}"
-secret = "{PARTNER_SECRET}"
-audiences = ["https://broker.example"]
-algorithms = ["HS256"]
-
-[[clients]]
-client_id = "portal"
-client_secret = "portal-secret"
-allowed_issuers = ["partner"]
-allowed_audiences = ["dashboard"]
-allowed_scopes = ["read"]
-"""
+""" + PARTNER_ISSUER_TOML + PORTAL_CLIENT_TOML
 
 
 class Serve(ServeProcess):
@@ -71,17 +60,7 @@ class Serve(ServeProcess):
         return {k["kid"] for k in self.jwks()["keys"]}
 
     def token(self) -> str:
-        now = int(time.time())
-        subject = jwt.encode({"iss": PARTNER_ISS, "sub": "user-1", "aud": "https://broker.example",
-                              "scope": "read", "iat": now, "exp": now + 600}, PARTNER_SECRET, algorithm="HS256")
-        form = urllib.parse.urlencode({
-            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "subject_token": subject,
-            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt", "audience": "dashboard"}).encode()
-        auth = base64.b64encode(b"portal:portal-secret").decode()
-        req = urllib.request.Request(f"{self.url}/oauth2/token", data=form,
-                                     headers={"Authorization": f"Basic {auth}"})
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read())["access_token"]
+        return partner_exchange(self.url)
 
     def hup(self) -> None:
         self.proc.send_signal(signal.SIGHUP)

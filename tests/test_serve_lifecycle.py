@@ -7,44 +7,32 @@ test points one at the Entra emulator (in-process, HTTPS, session CA in `[tls] c
 
 from __future__ import annotations
 
-import base64
 import http.client
-import json
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import jwt
 import pytest
 
 from tests.obo.conftest import JWT_BEARER, broker_toml, portal_token
-from tests.support.serve_process import WAIT, ServeProcess, connection_refused
+from tests.support.serve_process import (
+    PARTNER_ISSUER_TOML,
+    PORTAL_CLIENT_TOML,
+    WAIT,
+    ServeProcess,
+    connection_refused,
+    partner_exchange,
+    post,
+)
 
-PARTNER_ISS = "https://auth.partner.example"
-PARTNER_SECRET = "partner-hmac-secret-of-at-least-32-bytes!"
-PLAIN = f"""
+PLAIN = """
 [issuer]
 keys_dir = "keys"
 
 [store]
 url = "memory://"
 
-[[trusted_issuers]]
-name = "partner"
-issuer = "{PARTNER_ISS}"
-secret = "{PARTNER_SECRET}"
-audiences = ["https://broker.example"]
-algorithms = ["HS256"]
-
-[[clients]]
-client_id = "portal"
-client_secret = "portal-secret"
-allowed_issuers = ["partner"]
-allowed_audiences = ["dashboard"]
-allowed_scopes = ["read"]
-"""
+""" + PARTNER_ISSUER_TOML + PORTAL_CLIENT_TOML
 
 
 @pytest.fixture(name="servers")
@@ -53,30 +41,6 @@ def _servers():
     yield started
     for server in started:
         server.stop()
-
-
-def post(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=data if data is not None else b"", headers=headers or {},
-                                 method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=WAIT) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
-def partner_exchange(url: str) -> str:
-    """A token from the broker at `url` for a partner subject (token exchange, client secret)."""
-    now = int(time.time())
-    subject = jwt.encode({"iss": PARTNER_ISS, "sub": "user-1", "aud": "https://broker.example", "scope": "read",
-                          "iat": now, "exp": now + 600}, PARTNER_SECRET, algorithm="HS256")
-    form = urllib.parse.urlencode({
-        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "subject_token": subject,
-        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt", "audience": "dashboard"}).encode()
-    auth = base64.b64encode(b"portal:portal-secret").decode()
-    status, body = post(f"{url}/oauth2/token", form, {"Authorization": f"Basic {auth}"})
-    assert status == 200, body
-    return body["access_token"]
 
 
 def start_obo_broker(entra, tmp_path, servers, server_keys: str = "") -> ServeProcess:

@@ -15,13 +15,12 @@ from emulators.entra import demo
 from emulators.entra.obo import mfa_claims_challenge
 from service.app import create_app
 from service.settings import load_settings
-from tests.http.token_support import ACCESS_TOKEN, basic, exchange_form
+from tests.http.token_support import ACCESS_TOKEN, PARTNER_ISS, PARTNER_SECRET, basic, exchange_form
 from tests.obo.conftest import JWT_BEARER, decode_verified, obo_calls, portal_token
+from tests.support.serve_process import PARTNER_ISSUER_TOML
 
 SPA = demo.CLIENT_ID
 TEAMS_SCOPES = ["Teams.ManageCalls", "Teams.ManageChats"]
-PARTNER_ISS = "https://auth.partner.example"
-PARTNER_SECRET = "partner-hmac-secret-of-at-least-32-bytes!"
 SECRETS = {"teams-app": "teams-app-secret", "dash-only": "dash-only-secret", "partner-app": "partner-secret",
            "ghost-app": "ghost-secret", "no-entra": "no-entra-secret"}
 
@@ -55,12 +54,7 @@ scopes = [{json.dumps(demo.WORKSPACE_SCOPE)}]
 [issuer]
 keys_dir = {json.dumps(str(keys_dir))}
 
-[[trusted_issuers]]
-name = "partner"
-issuer = "{PARTNER_ISS}"
-secret = "{PARTNER_SECRET}"
-audiences = ["https://broker.example"]
-algorithms = ["HS256"]
+{PARTNER_ISSUER_TOML.strip()}
 
 [[clients]]
 client_id = "teams-app"

@@ -17,12 +17,37 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from base64 import b64encode
 from pathlib import Path
+
+import jwt
+
+from tests.http.token_support import BROKER_AUD, PARTNER_ISS, PARTNER_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKENBROKER = [sys.executable, "-m", "service"]
 WAIT = 30.0      # a generous bound for a busy machine; never asserted as a duration
+
+
+# The partner issuer and the `portal` client that the serve tests configure, and the exchange they make.
+PARTNER_ISSUER_TOML = f"""
+[[trusted_issuers]]
+name = "partner"
+issuer = "{PARTNER_ISS}"
+secret = "{PARTNER_SECRET}"
+audiences = ["{BROKER_AUD}"]
+algorithms = ["HS256"]
+"""
+PORTAL_CLIENT_TOML = """
+[[clients]]
+client_id = "portal"
+client_secret = "portal-secret"
+allowed_issuers = ["partner"]
+allowed_audiences = ["dashboard"]
+allowed_scopes = ["read"]
+"""
 
 
 def clean_env() -> dict[str, str]:
@@ -169,3 +194,28 @@ class RedisServer:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(timeout=WAIT)
+
+
+def post(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    """POST to a served broker; (status, JSON body) for 2xx and error statuses alike."""
+    req = urllib.request.Request(url, data=data if data is not None else b"", headers=headers or {},
+                                 method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=WAIT) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def partner_exchange(url: str) -> str:
+    """A token from the broker at `url` for a partner subject (token exchange as `portal`)."""
+    now = int(time.time())
+    subject = jwt.encode({"iss": PARTNER_ISS, "sub": "user-1", "aud": BROKER_AUD, "scope": "read",
+                          "iat": now, "exp": now + 600}, PARTNER_SECRET, algorithm="HS256")
+    form = urllib.parse.urlencode({
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "subject_token": subject,
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt", "audience": "dashboard"}).encode()
+    auth = b64encode(b"portal:portal-secret").decode()
+    status, body = post(f"{url}/oauth2/token", form, {"Authorization": f"Basic {auth}"})
+    assert status == 200, body
+    return body["access_token"]
