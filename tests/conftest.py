@@ -9,6 +9,7 @@ from emulators.pki import Pki, ensure_pki
 pytest_plugins = [
     "tests.fixtures.entra_emulator",
     "tests.fixtures.acs_emulator",
+    "tests.fixtures.serve_processes",
 ]
 
 

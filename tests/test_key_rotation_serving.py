@@ -106,14 +106,6 @@ def _config(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture(name="servers")
-def _servers():
-    started: list[Serve] = []
-    yield started
-    for server in started:
-        server.stop()
-
-
 def test_sighup_publishes_the_rotated_key_at_once_and_it_signs_after_activation(config, servers):
     servers.append(server := Serve(config))
     before = server.token()

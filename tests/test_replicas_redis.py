@@ -138,14 +138,6 @@ def http_post(url: str, form: list[tuple[str, str]], who: str = "portal") -> tup
         return e.code, json.loads(e.read())
 
 
-@pytest.fixture(name="servers")
-def _servers():
-    started: list[ServeProcess] = []
-    yield started
-    for server in started:
-        server.stop()
-
-
 def test_two_serve_processes_started_together_share_one_key_and_refresh_families(tmp_path, store_url, servers):
     config = tmp_path / "broker.toml"
     config.write_text(broker_toml(store_url))

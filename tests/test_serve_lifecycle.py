@@ -35,14 +35,6 @@ url = "memory://"
 """ + PARTNER_ISSUER_TOML + PORTAL_CLIENT_TOML
 
 
-@pytest.fixture(name="servers")
-def _servers():
-    started: list[ServeProcess] = []
-    yield started
-    for server in started:
-        server.stop()
-
-
 def start_obo_broker(entra, tmp_path, servers, server_keys: str = "") -> ServeProcess:
     config = tmp_path / "broker.toml"
     config.write_text(broker_toml(entra, tmp_path).replace("[server]\n", f"[server]\n{server_keys}"))
