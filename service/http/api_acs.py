@@ -14,6 +14,7 @@ with route, tenant, user hash, client app, decision, reason, ACS correlation id 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from ..downstream.acs_identities import AcsIdentities
 from ..errors import BrokerError, NotFound
 from ..logs import audit
 from ..typedefs import ACS_CLIENT, ACS_IDENTITIES, SETTINGS
+from ..validation.entra import EntraPrincipal
 from .api_acs_openapi import OPENAPI
 from .bearer import authenticate
 from .teams_token import check_teams_token, teams_header
@@ -67,83 +69,77 @@ def _json(body: dict, status: int) -> web.Response:
     return web.json_response(body, status=status, headers=NO_STORE)
 
 
-async def teams_token(request: web.Request) -> web.StreamResponse:
-    record = _Audit("acs.teams_exchange", request)
-
-    async def body() -> web.Response:
-        bearer = await authenticate(request)
-        record.subject(bearer)
-        raw = teams_header(request)
-        acs = request.app[SETTINGS].acs
-        teams = await check_teams_token(request, raw, bearer, acs)
-        record.fields["teams_app"] = teams.app_id
-        client: AcsClient = request.app[ACS_CLIENT]
-        token, expires_on = await client.exchange_teams_token_cached(
-            raw, teams.app_id, teams.oid, not_after=teams.exp, trace=record.trace)
-        # never later than the Teams token itself (ACS says "matching expiration time")
-        expires_on = min(expires_on, datetime.fromtimestamp(teams.exp, UTC))
-        return _json({"token": token, "expiresOn": iso_utc(expires_on)}, 201)
-
-    return await record.run(body)
+Handler = Callable[[web.Request, EntraPrincipal, _Audit], Awaitable[web.StreamResponse]]
 
 
-async def identity_token(request: web.Request) -> web.StreamResponse:
-    record = _Audit("acs.identity_token", request)
+def _audited(event: str) -> Callable[[Handler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+    """A route handler: authenticate the bearer, record it as the audit subject, run `handler`;
+    one `event` audit line whatever happens (a refused bearer included)."""
 
-    async def body() -> web.Response:
-        principal = await authenticate(request)
-        record.subject(principal)
-        acs = request.app[SETTINGS].acs
-        identity, token, expires_on = await request.app[ACS_IDENTITIES].token(
-            principal.tid, principal.oid, scopes=acs.identity_scopes,
-            minutes=acs.identity_token_ttl // 60, trace=record.trace)
-        return _json({"token": token, "expiresOn": iso_utc(expires_on),
-                      "user": {"communicationUserId": identity}}, 201)
+    def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        @functools.wraps(handler)
+        async def route(request: web.Request) -> web.StreamResponse:
+            record = _Audit(event, request)
 
-    return await record.run(body)
+            async def body() -> web.StreamResponse:
+                principal = await authenticate(request)
+                record.subject(principal)
+                return await handler(request, principal, record)
 
+            return await record.run(body)
 
-async def create_user(request: web.Request) -> web.StreamResponse:
-    record = _Audit("acs.identity_create", request)
+        return route
 
-    async def body() -> web.Response:
-        principal = await authenticate(request)
-        record.subject(principal)
-        identities: AcsIdentities = request.app[ACS_IDENTITIES]
-        identity, created = await identities.ensure(principal.tid, principal.oid, trace=record.trace)
-        record.fields["reason"] = "created" if created else "existing"
-        return _json({"acsUserIdentity": identity}, 201 if created else 200)
-
-    return await record.run(body)
+    return wrap
 
 
-async def read_user(request: web.Request) -> web.StreamResponse:
-    record = _Audit("acs.identity_read", request)
+@_audited("acs.teams_exchange")
+async def teams_token(request: web.Request, bearer: EntraPrincipal, record: _Audit) -> web.Response:
+    raw = teams_header(request)
+    acs = request.app[SETTINGS].acs
+    teams = await check_teams_token(request, raw, bearer, acs)
+    record.fields["teams_app"] = teams.app_id
+    client: AcsClient = request.app[ACS_CLIENT]
+    token, expires_on = await client.exchange_teams_token_cached(
+        raw, teams.app_id, teams.oid, not_after=teams.exp, trace=record.trace)
+    # never later than the Teams token itself (ACS says "matching expiration time")
+    expires_on = min(expires_on, datetime.fromtimestamp(teams.exp, UTC))
+    return _json({"token": token, "expiresOn": iso_utc(expires_on)}, 201)
 
-    async def body() -> web.Response:
-        principal = await authenticate(request)
-        record.subject(principal)
-        identity = await request.app[ACS_IDENTITIES].get(principal.tid, principal.oid)
-        if identity is None:
-            raise NotFound("The user has no ACS identity yet; POST /api/user creates one.",
-                           reason="no_identity")
-        return _json({"acsUserIdentity": identity}, 200)
 
-    return await record.run(body)
+@_audited("acs.identity_token")
+async def identity_token(request: web.Request, principal: EntraPrincipal, record: _Audit) -> web.Response:
+    acs = request.app[SETTINGS].acs
+    identity, token, expires_on = await request.app[ACS_IDENTITIES].token(
+        principal.tid, principal.oid, scopes=acs.identity_scopes,
+        minutes=acs.identity_token_ttl // 60, trace=record.trace)
+    return _json({"token": token, "expiresOn": iso_utc(expires_on),
+                  "user": {"communicationUserId": identity}}, 201)
 
 
-async def delete_user(request: web.Request) -> web.StreamResponse:
-    record = _Audit("acs.identity_delete", request)
+@_audited("acs.identity_create")
+async def create_user(request: web.Request, principal: EntraPrincipal, record: _Audit) -> web.Response:
+    identities: AcsIdentities = request.app[ACS_IDENTITIES]
+    identity, created = await identities.ensure(principal.tid, principal.oid, trace=record.trace)
+    record.fields["reason"] = "created" if created else "existing"
+    return _json({"acsUserIdentity": identity}, 201 if created else 200)
 
-    async def body() -> web.Response:
-        principal = await authenticate(request)
-        record.subject(principal)
-        deleted = await request.app[ACS_IDENTITIES].delete(principal.tid, principal.oid,
-                                                           trace=record.trace)
-        record.fields["reason"] = "deleted" if deleted else "absent"
-        return web.Response(status=204, headers=NO_STORE)
 
-    return await record.run(body)
+@_audited("acs.identity_read")
+async def read_user(request: web.Request, principal: EntraPrincipal, record: _Audit) -> web.Response:
+    identity = await request.app[ACS_IDENTITIES].get(principal.tid, principal.oid)
+    if identity is None:
+        raise NotFound("The user has no ACS identity yet; POST /api/user creates one.",
+                       reason="no_identity")
+    return _json({"acsUserIdentity": identity}, 200)
+
+
+@_audited("acs.identity_delete")
+async def delete_user(request: web.Request, principal: EntraPrincipal, record: _Audit) -> web.Response:
+    deleted = await request.app[ACS_IDENTITIES].delete(principal.tid, principal.oid,
+                                                       trace=record.trace)
+    record.fields["reason"] = "deleted" if deleted else "absent"
+    return web.Response(status=204, headers=NO_STORE)
 
 
 def setup(app: web.Application) -> None:
