@@ -31,15 +31,7 @@ from typing import Any
 
 from service.errors import InvalidRequest, InvalidScope
 from service.settings import ClientSettings, FederatedIdentity, Settings
-
-
-def _audiences(claims: Mapping[str, Any]) -> tuple[str, ...]:
-    aud = claims.get("aud")
-    if isinstance(aud, str):
-        return (aud,)
-    if isinstance(aud, list):
-        return tuple(a for a in aud if isinstance(a, str))
-    return ()
+from service.validation.jwt_checks import audiences
 
 
 class Federation:
@@ -65,7 +57,7 @@ class Federation:
         client, identities = entry
         if client.client_id not in targets:
             return None
-        auds = _audiences(claims)
+        auds = audiences(claims)
         if not any(fed.audience in auds for fed in identities):
             raise InvalidRequest("The subject token is not acceptable.", reason="federation_audience",
                                  detail=f"federated_client={client.client_id}")

@@ -14,16 +14,10 @@ from service.errors import TokenValidationError
 from service.grants.opaque import OpaqueHandles, is_handle
 from service.grants.repos import RefreshTokens
 from service.storage.repos import RevokedJtis
+from service.validation.jwt_checks import audiences
 
 INACTIVE: dict[str, Any] = {"active": False}
 _CLAIMS = ("iss", "sub", "aud", "client_id", "scope", "exp", "iat", "nbf", "jti", "tid", "oid", "act")
-
-
-def audiences(claims: dict[str, Any]) -> tuple[str, ...]:
-    aud = claims.get("aud")
-    if isinstance(aud, str):
-        return (aud,)
-    return tuple(a for a in aud if isinstance(a, str)) if isinstance(aud, list) else ()
 
 
 class Introspector:

@@ -26,7 +26,7 @@ from service.grants.opaque import OpaqueHandles, is_handle
 from service.grants.policy import ENTRA, SELF, translate_scopes
 from service.settings import Settings
 from service.storage.repos import ReplayCache, RevokedJtis
-from service.validation.jwt_checks import parse_compact
+from service.validation.jwt_checks import audiences, parse_compact
 from service.validation.trusted_issuers import CLOCK_SKEW, TrustedIssuerValidator
 
 SUBJECT_TOKEN_TYPES = (ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE)
@@ -63,15 +63,6 @@ def _scope_claim(claims: Mapping[str, Any]) -> frozenset[str]:
     if isinstance(raw, list) and all(isinstance(s, str) for s in raw):
         return frozenset(raw)
     return frozenset()
-
-
-def _audiences(claims: Mapping[str, Any]) -> tuple[str, ...]:
-    aud = claims.get("aud")
-    if isinstance(aud, str):
-        return (aud,)
-    if isinstance(aud, list):
-        return tuple(a for a in aud if isinstance(a, str))
-    return ()
 
 
 class SubjectTokens:
@@ -145,7 +136,7 @@ class SubjectTokens:
         if await self._revoked.is_revoked(claims["jti"]):
             raise InvalidRequest("The subject token is not acceptable.", reason="subject_revoked",
                                  detail=f"jti={claims['jti']}")
-        if claims.get("client_id") != client_id and client_id not in _audiences(claims):
+        if claims.get("client_id") != client_id and client_id not in audiences(claims):
             raise InvalidRequest("The subject token is not acceptable.", reason="subject_not_for_client",
                                  detail=f"jti={claims['jti']}")
         sub = claims.get("sub")

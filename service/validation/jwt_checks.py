@@ -195,6 +195,17 @@ def str_list_claim(claims: Mapping[str, Any], name: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def audiences(claims: Mapping[str, Any]) -> tuple[str, ...]:
+    """The string values of `aud` (a string or an array; anything else → ()), leniently: for
+    claims that were already verified, to ask whether a name is among them."""
+    aud = claims.get("aud")
+    if isinstance(aud, str):
+        return (aud,)
+    if isinstance(aud, list):
+        return tuple(a for a in aud if isinstance(a, str))
+    return ()
+
+
 def check_times(claims: Mapping[str, Any], *, now: float, skew: float,
                 require_exp: bool = True) -> int | None:
     """exp (required by default), nbf and iat as integers, each with `skew` leeway. Returns exp."""
