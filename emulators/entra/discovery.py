@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from .errors import EntraError
@@ -40,14 +42,27 @@ def _common(state: EmulatorState) -> dict:
     }
 
 
-async def openid_v2(request: web.Request) -> web.Response:
-    state: EmulatorState = request.app[STATE_KEY]
-    try:
-        seg, tid = _segment(state, request)
-    except EntraError as err:
-        return err.render(request)
-    base = f"{state.base_url}/{seg}"
-    doc = {
+Document = Callable[[EmulatorState, str, str, str], dict]
+
+
+def _openid_configuration(build: Document) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A discovery route: resolve the tenant segment (unknown → AADSTS90002), then answer
+    `build(state, seg, tid, base)` followed by the fields both versions share."""
+
+    async def handler(request: web.Request) -> web.Response:
+        state: EmulatorState = request.app[STATE_KEY]
+        try:
+            seg, tid = _segment(state, request)
+        except EntraError as err:
+            return err.render(request)
+        return web.json_response({**build(state, seg, tid, f"{state.base_url}/{seg}"), **_common(state)})
+
+    return handler
+
+
+@_openid_configuration
+def openid_v2(state: EmulatorState, seg: str, tid: str, base: str) -> dict:
+    return {
         "token_endpoint": f"{base}/oauth2/v2.0/token",
         "jwks_uri": f"{base}/discovery/v2.0/keys",
         "issuer": v2_issuer(state, tid),
@@ -57,19 +72,12 @@ async def openid_v2(request: web.Request) -> web.Response:
         "userinfo_endpoint": f"{state.base_url}/oidc/userinfo",
         "kerberos_endpoint": f"{base}/kerberos",
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        **_common(state),
     }
-    return web.json_response(doc)
 
 
-async def openid_v1(request: web.Request) -> web.Response:
-    state: EmulatorState = request.app[STATE_KEY]
-    try:
-        seg, tid = _segment(state, request)
-    except EntraError as err:
-        return err.render(request)
-    base = f"{state.base_url}/{seg}"
-    doc = {
+@_openid_configuration
+def openid_v1(state: EmulatorState, seg: str, tid: str, base: str) -> dict:
+    return {
         "token_endpoint": f"{base}/oauth2/token",
         "jwks_uri": f"{base}/discovery/keys",
         "issuer": v1_issuer(tid),
@@ -77,9 +85,7 @@ async def openid_v1(request: web.Request) -> web.Response:
         "end_session_endpoint": f"{base}/oauth2/logout",
         "userinfo_endpoint": f"{state.base_url}/{seg}/openid/userinfo",
         "scopes_supported": ["openid"],
-        **_common(state),
     }
-    return web.json_response(doc)
 
 
 async def keys_v2(request: web.Request) -> web.Response:
