@@ -8,16 +8,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from emulators.entra import demo
+from tests.fixtures.entra_emulator import point_managed_identity_at
 
 from .conftest import claims
 
 
 @pytest.fixture(name="msi_env")
 def _msi_env(entra, monkeypatch):
-    monkeypatch.setenv("IDENTITY_ENDPOINT", f"{entra.url}{demo.MANAGED_IDENTITY_PATH}")
-    monkeypatch.setenv("IDENTITY_HEADER", demo.MANAGED_IDENTITY_HEADER)
-    for name in ("IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "AZURE_FEDERATED_TOKEN_FILE"):
-        monkeypatch.delenv(name, raising=False)
+    point_managed_identity_at(entra, monkeypatch)
     return monkeypatch
 
 

@@ -15,6 +15,7 @@ from azure.core.pipeline.transport import AioHttpTransport
 from azure.identity.aio import ManagedIdentityCredential
 
 from emulators.entra import demo
+from tests.fixtures.entra_emulator import point_managed_identity_at
 
 ACS_SCOPE = "https://communication.azure.com//.default"
 QUERY = {"api-version": "2019-08-01", "resource": "https://communication.azure.com"}
@@ -22,10 +23,7 @@ QUERY = {"api-version": "2019-08-01", "resource": "https://communication.azure.c
 
 @pytest.fixture(name="msi_env")
 def _msi_env(entra, monkeypatch):
-    monkeypatch.setenv("IDENTITY_ENDPOINT", f"{entra.url}{demo.MANAGED_IDENTITY_PATH}")
-    monkeypatch.setenv("IDENTITY_HEADER", demo.MANAGED_IDENTITY_HEADER)
-    for name in ("IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "AZURE_FEDERATED_TOKEN_FILE"):
-        monkeypatch.delenv(name, raising=False)
+    point_managed_identity_at(entra, monkeypatch)
     return entra
 
 
