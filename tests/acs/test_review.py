@@ -4,8 +4,6 @@ app must never do (a 500, a poisoned cache, a leaked session)."""
 from __future__ import annotations
 
 import asyncio
-import gc
-import warnings
 
 import aiohttp
 import pytest
@@ -17,6 +15,7 @@ from service.app import create_app
 from service.errors import BrokerError
 from service.settings import load_settings
 from service.typedefs import ACS_CLIENT
+from tests.support.leaks import no_leaks
 
 from .conftest import claims, settings_toml
 
@@ -110,38 +109,24 @@ async def test_a_lone_cancelled_leader_still_completes_the_exchange_for_the_next
 async def test_starting_and_stopping_the_app_leaks_no_session_or_connection(entra, acs, tokens, tmp_path):
     # ACS through the broker's Entra credential (azure-identity aio) and OBO: every client
     # rides on the app's one session and is closed at cleanup. ResourceWarning is ignored by
-    # pyproject, so look for it (and aiohttp's loop-level report) explicitly.
+    # pyproject, so no_leaks() looks for it (and aiohttp's loop-level report) explicitly.
     toml = settings_toml(entra, acs, access_key=None,
                          entra_extra={"client_secret": demo.BROKER_SECRET})
     toml += f'\n[obo.workspace]\nscopes = ["{demo.WORKSPACE_SCOPE}"]\n'
     settings = load_settings(toml, {}, base_dir=tmp_path)
-    reports: list[str] = []
-    loop = asyncio.get_running_loop()
-    previous = loop.get_exception_handler()
-    loop.set_exception_handler(lambda _loop, context: reports.append(context.get("message", "")))
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ResourceWarning)
-            runner = web.AppRunner(create_app(settings, overrides={"dev": True}))
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = site._server.sockets[0].getsockname()[1]
-            async with aiohttp.ClientSession() as http:
-                url = f"http://127.0.0.1:{port}"
-                async with http.get(f"{url}/api/token/teams", headers=tokens.headers(teams=tokens.teams())) as r:
-                    assert r.status == 201, await r.text()
-                async with http.post(f"{url}/api/token/obo/workspace", headers=tokens.headers()) as r:
-                    assert r.status == 200, await r.text()
-            await runner.cleanup()
-            await asyncio.sleep(0)
-            gc.collect()
-            await asyncio.sleep(0)
-        leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
-        assert not leaks, leaks
-        assert not [m for m in reports if "nclosed" in m], reports
-    finally:
-        loop.set_exception_handler(previous)
+    async with no_leaks():
+        runner = web.AppRunner(create_app(settings, overrides={"dev": True}))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{port}"
+            async with http.get(f"{url}/api/token/teams", headers=tokens.headers(teams=tokens.teams())) as r:
+                assert r.status == 201, await r.text()
+            async with http.post(f"{url}/api/token/obo/workspace", headers=tokens.headers()) as r:
+                assert r.status == 200, await r.text()
+        await runner.cleanup()
 
 
 async def test_errors_of_the_client_are_the_brokers_own(aiohttp_server, acs_settings, tokens):

@@ -3,14 +3,11 @@ redirect goes where a parameter says, and start/stop leaks no session."""
 
 from __future__ import annotations
 
-import asyncio
-import gc
-import warnings
-
 import pytest
 from aiohttp import web
 
 from minimal_client.app import create_app
+from tests.support.leaks import no_leaks
 
 from .flows import sign_in
 
@@ -55,19 +52,7 @@ async def test_sign_in_and_consent_only_redirect_to_the_authority_or_home(client
 
 
 async def test_starting_and_stopping_the_client_leaks_no_session(client_config):
-    reports: list[str] = []
-    loop = asyncio.get_running_loop()
-    previous = loop.get_exception_handler()
-    loop.set_exception_handler(lambda _loop, context: reports.append(context.get("message", "")))
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ResourceWarning)
-            runner = web.AppRunner(create_app(client_config))
-            await runner.setup()
-            await runner.cleanup()
-            gc.collect()
-            await asyncio.sleep(0)
-        assert not [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
-        assert not [m for m in reports if "nclosed" in m], reports
-    finally:
-        loop.set_exception_handler(previous)
+    async with no_leaks():
+        runner = web.AppRunner(create_app(client_config))
+        await runner.setup()
+        await runner.cleanup()
