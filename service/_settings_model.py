@@ -262,6 +262,14 @@ class CorsSettings:
 
 
 @dataclass(frozen=True)
+class ThrottleSettings:
+    """Brute-force protection (per replica): failures within `window` s before a `lockout` s lock."""
+    max_failures: int = 20          # 0 disables
+    window: int = 60
+    lockout: int = 60
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
@@ -273,6 +281,7 @@ class Settings:
     clients: tuple[ClientSettings, ...] = ()
     store: StoreSettings = field(default_factory=StoreSettings)
     cors: CorsSettings = field(default_factory=CorsSettings)
+    throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
     config_path: Path | None = None
 
     def __post_init__(self) -> None:

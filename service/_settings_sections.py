@@ -1,4 +1,4 @@
-"""Builders for the service-side sections: server, tls, entra, acs, obo, issuer, store, cors.
+"""Builders for the service-side sections: server, tls, entra, acs, obo, issuer, store, cors, throttle.
 
 Each takes the raw (already overridden) table, type-checks it against the schema, applies the
 cross-key rules of CONTRACT §2 and returns the frozen dataclass, reporting problems to `Checks`.
@@ -20,6 +20,7 @@ from service._settings_model import (
     OboSettings,
     ServerSettings,
     StoreSettings,
+    ThrottleSettings,
     TlsSettings,
     parse_connection_string,
 )
@@ -209,3 +210,11 @@ def build_cors(raw: Any, c: Checks) -> CorsSettings:
         if problem:
             c.add("cors.allowed_origins", f"{origin!r}: {problem}")
     return CorsSettings(**v)
+
+
+def build_throttle(raw: Any, c: Checks) -> ThrottleSettings:
+    v = _read(raw, "throttle", c)
+    c.at_least("throttle.max_failures", v["max_failures"], 0)
+    c.at_least("throttle.window", v["window"], 1)
+    c.at_least("throttle.lockout", v["lockout"], 1)
+    return ThrottleSettings(**v)

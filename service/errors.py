@@ -13,6 +13,7 @@
     │  ├─ NotFound              404 not_found
     │  ├─ MethodNotAllowed      405 method_not_allowed
     │  ├─ ConsentRequired       403 consent_required (Entra AADSTS65001 on OBO)
+    │  ├─ TooManyAttempts       429 too_many_attempts + Retry-After (brute-force throttle)
     │  └─ InvalidTeamsToken     400/403 invalid_teams_token (the teams-user-aad-token header)
     ├─ BearerError              RFC 6750: 401/403 + WWW-Authenticate
     │  ├─ MissingCredentials    401, challenge without an error attribute
@@ -143,6 +144,17 @@ class PayloadTooLarge(OAuthError):
 class ConsentRequired(OAuthError):
     status, error = 403, "consent_required"
     default_description = "The user or an administrator has not consented to the downstream API."
+
+
+class TooManyAttempts(OAuthError):
+    """Too many failed attempts from this client id or address: locked for `retry_after` seconds."""
+    status, error = 429, "too_many_attempts"
+    default_description = "Too many failed attempts; try again later."
+
+    def __init__(self, description: str | None = None, *, retry_after: int, **kw) -> None:
+        super().__init__(description, **kw)
+        self.retry_after = max(1, int(retry_after))
+        self.extra_headers["Retry-After"] = str(self.retry_after)
 
 
 class InvalidTeamsToken(OAuthError):

@@ -38,6 +38,7 @@ from service._settings_model import (
     ServerSettings,
     Settings,
     StoreSettings,
+    ThrottleSettings,
     TlsSettings,
     TrustedIssuer,
     mask_url,
@@ -51,6 +52,7 @@ from service._settings_sections import (
     build_obo,
     build_server,
     build_store,
+    build_throttle,
     build_tls,
 )
 from service.errors import ConfigurationError
@@ -58,7 +60,7 @@ from service.errors import ConfigurationError
 __all__ = [
     "CONFIG_VARIABLE", "REFRESH_TOKEN", "TOKEN_EXCHANGE", "AcsSettings", "ClientSettings",
     "ConfigurationError", "CorsSettings", "EntraSettings", "FederatedIdentity", "IssuerSettings",
-    "OboSettings", "Secret", "ServerSettings", "Settings", "StoreSettings", "TlsSettings",
+    "OboSettings", "Secret", "ServerSettings", "Settings", "StoreSettings", "ThrottleSettings", "TlsSettings",
     "TrustedIssuer", "describe", "env_name", "load_settings", "load_settings_file",
 ]
 
@@ -93,6 +95,7 @@ def load_settings(toml_text: str, environ: Mapping[str, str], *, base_dir: Path,
         clients=build_clients(raw.get("clients"), checks, issuers=issuers, has_entra=entra is not None),
         store=build_store(raw.get("store"), checks),
         cors=build_cors(raw.get("cors"), checks),
+        throttle=build_throttle(raw.get("throttle"), checks),
         config_path=config_path,
     )
     check_issuer_urls(issuers, settings.server.public_url, checks)
