@@ -28,6 +28,8 @@ class Metrics:
                                           ["cache", "event"], registry=r)
         self.token_exchange_total = Counter("tokenbroker_token_exchange_total", "Token endpoint decisions",
                                             ["grant", "decision", "reason"], registry=r)
+        self.throttled_total = Counter("tokenbroker_throttled_total", "Requests refused 429 by the throttle",
+                                       ["endpoint", "key_kind"], registry=r)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

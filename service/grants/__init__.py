@@ -22,6 +22,7 @@ from service.grants.refresh_token import RefreshTokenGrant
 from service.grants.repos import RefreshTokens
 from service.grants.revocation import Revoker
 from service.grants.subject_tokens import SubjectTokens
+from service.grants.throttle import Throttle
 from service.grants.token_exchange import TokenExchangeGrant
 from service.settings import Settings
 from service.storage.base import Store
@@ -40,6 +41,7 @@ class TokenService:
     introspector: Introspector
     revoker: Revoker
     clients: ClientAuthenticator | None = None      # every client-authentication method
+    throttle: Throttle | None = None                # brute-force counter (per replica)
 
     async def authenticate_client(self, authorization: str | None, form: Any, *, now: float) -> Any:
         """The authenticated ClientSettings (secret or private_key_jwt), else InvalidClient."""
@@ -77,4 +79,5 @@ class TokenService:
                                       replay=replay)
         return cls(settings, handlers, introspector,
                    Revoker(introspector=introspector, revoked=revoked, refresh_tokens=refresh),
-                   clients=ClientAuthenticator(settings, assertions))
+                   clients=ClientAuthenticator(settings, assertions),
+                   throttle=Throttle.from_settings(settings.throttle))

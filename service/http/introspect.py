@@ -6,8 +6,9 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from ..errors import InvalidRequest
+from ..errors import BrokerError, InvalidRequest
 from ..typedefs import CLOCK, GRANTS
+from . import throttling
 from .forms import read_form, single
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -16,8 +17,14 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 async def authenticated_token(request: web.Request) -> tuple[str, str]:
     """(client_id, token) of an introspection/revocation request."""
     form = await read_form(request)
-    client = await request.app[GRANTS].authenticate_client(request.headers.get("Authorization"), form,
-                                                           now=request.app[CLOCK]())
+    keys = throttling.keys(request, form)
+    throttling.enforce(request, keys)          # before any crypto or store work
+    try:
+        client = await request.app[GRANTS].authenticate_client(request.headers.get("Authorization"), form,
+                                                               now=request.app[CLOCK]())
+    except BrokerError as exc:
+        throttling.note(request, keys, exc)
+        raise
     structlog.contextvars.bind_contextvars(client_id=client.client_id)
     token = single(form, "token")
     single(form, "token_type_hint")   # a hint only, but still single-valued
@@ -49,5 +56,6 @@ OPENAPI = {
             "application/json": {"schema": {"type": "object", "required": ["active"],
                                             "properties": {"active": {"type": "boolean"}}}}}},
                       "400": {"description": "invalid_request", "content": _ERROR},
-                      "401": {"description": "invalid_client", "content": _ERROR}}}},
+                      "401": {"description": "invalid_client", "content": _ERROR},
+                      "429": {"description": "too_many_attempts (Retry-After)", "content": _ERROR}}}},
 }

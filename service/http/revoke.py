@@ -28,5 +28,6 @@ OPENAPI = {
             "properties": {"token": {"type": "string"}, "token_type_hint": {"type": "string"}}}}}},
         "responses": {"200": {"description": "Revoked, or nothing to revoke"},
                       "400": {"description": "invalid_request", "content": _ERROR},
-                      "401": {"description": "invalid_client", "content": _ERROR}}}},
+                      "401": {"description": "invalid_client", "content": _ERROR},
+                      "429": {"description": "too_many_attempts (Retry-After)", "content": _ERROR}}}},
 }

@@ -12,6 +12,7 @@ from ..grants import GRANT_TYPES, TokenRequest
 from ..grants import audit as token_audit
 from ..grants.base import AuditTrace
 from ..typedefs import CLOCK, GRANTS, METRICS
+from . import throttling
 from .forms import read_form, single
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -19,9 +20,11 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 async def token(request: web.Request) -> web.Response:
     started = time.perf_counter()
-    client_id, grant, trace = "", "unknown", AuditTrace()
+    client_id, grant, trace, keys = "", "unknown", AuditTrace(), ()
     try:
         form = await read_form(request)
+        keys = throttling.keys(request, form)
+        throttling.enforce(request, keys)      # before any crypto or store work
         client = await request.app[GRANTS].authenticate_client(request.headers.get("Authorization"), form,
                                                                now=request.app[CLOCK]())
         client_id = client.client_id
@@ -38,6 +41,7 @@ async def token(request: web.Request) -> web.Response:
         trace = req.trace
         response = await handler.handle(req, now=request.app[CLOCK]())
     except BrokerError as exc:
+        throttling.note(request, keys, exc)
         token_audit.record(client_id=client_id, grant=grant, trace=trace, decision="deny", reason=exc.reason,
                            latency_ms=(time.perf_counter() - started) * 1000, metrics=request.app[METRICS])
         exc.extra_headers.setdefault("Pragma", "no-cache")
@@ -79,6 +83,8 @@ OPENAPI = {
             "400": {"description": "invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type, "
                                    "invalid_scope, invalid_target", "content": _ERROR},
             "401": {"description": "invalid_client", "content": _ERROR},
+            "429": {"description": "too_many_attempts: too many failed attempts from this client id or "
+                                   "address (Retry-After)", "content": _ERROR},
             "502": {"description": "audience=acs:teams / obo:<name>: ACS or Entra answered badly or refused "
                                    "the broker's credential", "content": _ERROR},
             "503": {"description": "ACS or Entra unavailable or throttling (Retry-After)", "content": _ERROR},
