@@ -264,7 +264,7 @@ class CorsSettings:
 @dataclass(frozen=True)
 class ThrottleSettings:
     """Brute-force protection (per replica): failures within `window` s before a `lockout` s lock."""
-    max_failures: int = 20          # 0 disables
+    max_failures: int = 0           # 0 (the default) disables
     window: int = 60
     lockout: int = 60
 

@@ -61,7 +61,7 @@ SCHEMA: dict[str, Schema] = {
     },
     "store": {"url": (STR, "memory://")},
     "cors": {"allowed_origins": (STRS, [])},
-    "throttle": {"max_failures": (INT, 20), "window": (INT, 60), "lockout": (INT, 60)},
+    "throttle": {"max_failures": (INT, 0), "window": (INT, 60), "lockout": (INT, 60)},
 }
 
 NAMED_TABLES = {"obo"}                                        # [obo.<name>]

@@ -134,7 +134,7 @@ def test_too_many_attempts_renders_429_with_retry_after():
 # --- [throttle] settings ------------------------------------------------------------------
 
 def test_throttle_settings_default_and_configure(tmp_path):
-    assert load_settings("", {}, base_dir=tmp_path).throttle == ThrottleSettings(20, 60, 60)
+    assert load_settings("", {}, base_dir=tmp_path).throttle == ThrottleSettings(0, 60, 60)  # off by default
     s = load_settings("[throttle]\nmax_failures = 5\nwindow = 10\nlockout = 900\n",
                       {"TOKENBROKER_THROTTLE__LOCKOUT": "120"}, base_dir=tmp_path)
     assert s.throttle == ThrottleSettings(5, 10, 120)

@@ -18,6 +18,9 @@ from tests.http.token_support import basic, exchange_form, make_settings, partne
 LIMIT = 20
 
 
+THROTTLE_ON = "[throttle]\nmax_failures = 20\n"
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = time.time()
@@ -33,7 +36,7 @@ def _clock() -> Clock:
 
 @pytest.fixture(name="client")
 async def _client(aiohttp_client, tmp_path, clock):
-    return await aiohttp_client(create_app(make_settings(tmp_path), clock=clock))
+    return await aiohttp_client(create_app(make_settings(tmp_path, THROTTLE_ON), clock=clock))
 
 
 @pytest.fixture(name="other_address")
@@ -135,6 +138,12 @@ async def test_policy_answers_do_not_count(client):
             == (400, "unsupported_grant_type")
     resp = await post_token(client, exchange_form(partner_token()))
     assert resp.status == 200, await resp.json()
+
+
+async def test_throttling_is_off_by_default(aiohttp_client, tmp_path):
+    client = await aiohttp_client(create_app(make_settings(tmp_path)))
+    await bad_secrets(client, 25)
+    assert await answer(await post_token(client, exchange_form(partner_token()))) != (429, "too_many_attempts")
 
 
 async def test_max_failures_zero_disables(aiohttp_client, tmp_path):
