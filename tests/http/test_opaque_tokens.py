@@ -3,8 +3,6 @@ refresh, and handles presented back as `self` subject tokens."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from service.app import create_app
@@ -30,19 +28,6 @@ allowed_audiences = ["dashboard", "reports"]
 allowed_scopes = ["read", "write"]
 refresh_tokens = true
 """
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(name="clock")
-def _clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture(name="client")

@@ -6,8 +6,6 @@ per-client and per-address keys can be told apart.
 
 from __future__ import annotations
 
-import time
-
 import aiohttp
 import pytest
 from structlog.testing import capture_logs
@@ -19,19 +17,6 @@ LIMIT = 20
 
 
 THROTTLE_ON = "[throttle]\nmax_failures = 20\n"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(name="clock")
-def _clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture(name="client")
