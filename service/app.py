@@ -155,12 +155,19 @@ async def _grants(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _broker_credential(app: web.Application):
+    """The broker's own Entra credential from [entra], read once (in a thread) for OBO and ACS."""
+    overrides = app[OVERRIDES]
+    if overrides.get("broker_credential") is None:
+        overrides["broker_credential"] = await asyncio.to_thread(load_broker_credential, app[SETTINGS].entra)
+    return overrides["broker_credential"]
+
+
 async def _obo_client(app: web.Application) -> AsyncIterator[None]:
     """Entra On-Behalf-Of for the [obo.<name>] downstreams (the certificate is read in a thread)."""
     settings = app[SETTINGS]
     if settings.entra is not None and settings.obo:
-        credential = app[OVERRIDES].get("broker_credential") or await asyncio.to_thread(
-            load_broker_credential, settings.entra)
+        credential = await _broker_credential(app)
         app[OBO_CLIENT] = EntraOboClient(settings.entra, settings.obo, app[HTTP], credential,
                                          metrics=app[METRICS], clock=app[CLOCK])
     yield
@@ -173,8 +180,7 @@ async def _acs_client(app: web.Application) -> AsyncIterator[None]:
         acs, entra = settings.acs, settings.entra
         broker = None
         if not (acs.access_key or acs.connection_string or acs.managed_identity) and entra is not None:
-            broker = app[OVERRIDES].get("broker_credential") or await asyncio.to_thread(
-                load_broker_credential, entra)
+            broker = await _broker_credential(app)
         client = app[OVERRIDES].get("acs_client") or AcsClient.from_settings(
             acs, entra, app[HTTP], broker=broker, metrics=app[METRICS], clock=app[CLOCK])
         app[ACS_CLIENT] = client
