@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 @asynccontextmanager
 async def no_leaks() -> AsyncIterator[None]:
     reports: list[str] = []
+    gc.collect()  # garbage of earlier tests (an old event loop, say) is not this block's leak
     loop = asyncio.get_running_loop()
     previous = loop.get_exception_handler()
     loop.set_exception_handler(lambda _loop, context: reports.append(context.get("message", "")))
