@@ -117,6 +117,7 @@ class EntraSettings:
     scope_map: Mapping[str, tuple[str, ...]] = field(default_factory=_empty_map)
     linking: str = "none"                    # extension: account linking keyed on (tid, oid)
     lookup_attributes: tuple[str, ...] = ()  # extension: only "oid" (grants/linking.py)
+    app_signing_keys: bool = False           # key document fetched with ?appid=<client_id>
 
     def __post_init__(self) -> None:
         _tuple(self, "allowed_tenants", "audiences", "required_scopes", "allowed_client_apps",
@@ -201,6 +202,7 @@ class TrustedIssuer:
     scope_map: Mapping[str, tuple[str, ...]] = field(default_factory=_empty_map)
     linking: str = "none"
     lookup_attributes: tuple[str, ...] = ()
+    mandate_linked: bool = False             # link_by_attribute without a match: refuse (True)
 
     def __post_init__(self) -> None:
         _tuple(self, "audiences", "algorithms", "lookup_attributes")

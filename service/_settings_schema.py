@@ -33,6 +33,7 @@ SCHEMA: dict[str, Schema] = {
         "required_scopes": (STRS, ["user_impersonation"]), "allowed_client_apps": (STRS, []),
         "allow_app_only": (BOOL, False), "clock_skew": (INT, 120), "timeout": (INT, 10),
         "scope_map": (SCOPE_MAP, {}), "linking": (STR, "none"), "lookup_attributes": (STRS, []),
+        "app_signing_keys": (BOOL, False),
     },
     "acs": {
         "endpoint": (STR, ""), "access_key": (STR, ""), "connection_string": (STR, ""),
@@ -50,7 +51,7 @@ SCHEMA: dict[str, Schema] = {
         "name": (STR, ""), "issuer": (STR, ""), "jwks_uri": (STR, ""), "certificate": (STR, ""),
         "secret": (STR, ""), "audiences": (STRS, []), "algorithms": (STRS, ["RS256"]),
         "max_token_age": (INT, 0), "replay_check": (BOOL, False), "scope_map": (SCOPE_MAP, {}),
-        "linking": (STR, "none"), "lookup_attributes": (STRS, []),
+        "linking": (STR, "none"), "lookup_attributes": (STRS, []), "mandate_linked": (BOOL, False),
     },
     "clients": {
         "client_id": (STR, ""), "client_secret": (STR, ""), "jwks": (STR, ""),

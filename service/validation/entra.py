@@ -5,10 +5,14 @@ One visible policy, checked in this order:
 1. shape: compact JWS ≤ 16 KB, canonical base64url, JSON objects without duplicate keys;
    `alg` exactly RS256; no `crit`; no `nonce` header (Graph tokens); `jku`/`x5u`/`jwk`/`x5c`
    ignored; `kid`, `ver` ("1.0"/"2.0"), `tid`, `iss` strings.
-2. issuer: the v2 (or v1, for `ver` "1.0") discovery document of the home tenant gives an
-   issuer template; the token's `tid` substituted into it must equal `iss` exactly.
-3. signature: the key `kid` from that document's `jwks_uri` (RSA; a key's own `issuer`, where
-   present, must agree with the token's tenant), verified with RS256.
+2. issuer: `tid` a GUID; the v2 (or v1, for `ver` "1.0") discovery document gives an issuer
+   template (the home tenant's documents when only the home tenant is allowed, else the
+   tenant-independent `organizations`/`common` ones: entra_metadata.py); the token's `tid`
+   substituted into it must equal `iss` exactly.
+3. signature: the key `kid` from that document's `jwks_uri` (`?appid=` for the broker's own
+   tokens with `app_signing_keys`), RSA, verified with RS256; then the tenant must be allowed
+   (403, whatever its key document says); then a key's own `issuer`, where present, with `tid`
+   substituted must be the token's issuer.
 4. lifetime: integer `exp` (required), `nbf`, `iat`, with `clock_skew`.
 5. kind and claim types: not an id token (`nonce` claim, or neither `scp` nor `roles`);
    `oid` and `azp` (v2) / `appid` (v1) non-empty strings, `scp` a string, `roles` an array
@@ -32,7 +36,6 @@ from typing import Any
 
 from service.digest import sha256_hex
 from service.errors import (
-    DownstreamError,
     TokenInvalid,
     TokenPolicyRefused,
     TokenScopeMissing,
@@ -40,6 +43,15 @@ from service.errors import (
 )
 from service.settings import EntraSettings
 from service.validation import jwt_checks
+from service.validation.entra_metadata import (
+    GUID,
+    PLACEHOLDER,
+    V1,
+    V2,
+    EntraMetadata,
+    issuer_template,
+    with_appid,
+)
 from service.validation.jwks import JwksCache
 from service.validation.jwt_checks import (
     Jws,
@@ -50,10 +62,9 @@ from service.validation.jwt_checks import (
     str_list_claim,
 )
 
-V1, V2 = "1.0", "2.0"
-PLACEHOLDER = "{tenantid}"
+__all__ = ["EntraPrincipal", "EntraValidator", "issuer_template", "log_context", "V1", "V2"]
+
 ALGORITHMS = ("RS256",)
-_TENANT = re.compile(r"[0-9A-Za-z][0-9A-Za-z.-]{0,63}")
 _SAFE = re.compile(r"[^0-9A-Za-z._:/@{}-]")
 
 
@@ -87,17 +98,6 @@ class _Verified:
     until: float
 
 
-def issuer_template(issuer: str, home_tenant: str) -> str:
-    """The discovery `issuer` with the tenant replaced by `{tenantid}`."""
-    if PLACEHOLDER in issuer:
-        return issuer
-    if home_tenant and home_tenant.lower() in issuer.lower():
-        return re.sub(re.escape(home_tenant), PLACEHOLDER, issuer, flags=re.IGNORECASE)
-    raise DownstreamError("The identity provider's metadata is unusable.", status=502, service="entra",
-                          detail=f"discovery issuer {issuer[:100]!r} does not name the home tenant",
-                          reason="discovery")
-
-
 def _safe(value: Any) -> str | None:
     return _SAFE.sub("?", value)[:64] if isinstance(value, str) and value else None
 
@@ -119,9 +119,8 @@ class EntraValidator:
         self._jwks = jwks
         self._metrics = metrics
         self._allowed_tenants = frozenset(t.lower() for t in entra.allowed_tenants)
-        base = f"{entra.authority.rstrip('/')}/{entra.tenant_id}"
-        self.discovery_urls = {V2: f"{base}/v2.0/.well-known/openid-configuration",
-                               V1: f"{base}/.well-known/openid-configuration"}
+        self.metadata = EntraMetadata(entra, jwks)
+        self.discovery_urls = self.metadata.discovery_urls
         self._cache: OrderedDict[str, _Verified] = OrderedDict()
         self._cache_ttl = cache_ttl
         self._cache_size = cache_size
@@ -160,8 +159,10 @@ class EntraValidator:
 
     async def warm_up(self) -> bool:
         """Fetch the v2 discovery document and its JWKS; True when keys are usable."""
-        doc = await self._jwks.get_document(self.discovery_urls[V2])
-        await self._jwks.get_keys(self._doc_fields(doc)[1])
+        _, jwks_uri = await self.metadata.issuer_and_keys(V2)
+        await self._jwks.get_keys(jwks_uri)
+        if self.entra.app_signing_keys:
+            await self._jwks.get_keys(with_appid(jwks_uri, self.entra.client_id))
         return self._jwks.ready()
 
     # --- steps 1-5 ----------------------------------------------------------------------------
@@ -175,23 +176,27 @@ class EntraValidator:
         if version not in (V1, V2):
             raise TokenInvalid("version", f"ver {version[:10]!r}")
         tid = str_claim(claims, "tid", required=True)
-        if not _TENANT.fullmatch(tid):
+        if not GUID.fullmatch(tid):
             raise TokenInvalid("claims", "tid is not a tenant id")
         iss = str_claim(claims, "iss", required=True)
-        template, jwks_uri = await self._discovery(version)
+        template, jwks_uri = await self.metadata.issuer_and_keys(version)
         if iss != template.replace(PLACEHOLDER, tid):
             raise TokenInvalid("issuer", "iss does not match the tenant's issuer")
+        key_issuer = None
         if verify_signature:
             kid = jws.header.get("kid")
             if not kid:
                 raise TokenInvalid("unknown_kid", "no kid")
-            key = await self._jwks.get_key(jwks_uri, kid)
+            key = await self._jwks.get_key(self.metadata.key_document(jwks_uri, claims.get("aud")), kid)
             if key.alg not in (None, alg):
                 raise TokenInvalid("alg", "key is not for RS256")
-            if key.issuer is not None and not await self._key_issuer_agrees(key.issuer, tid, iss):
-                raise TokenInvalid("issuer", "the key's issuer is not the token's tenant")
             if not jwt_checks.verify_signature(alg, key.key, jws.signing_input, jws.signature):
                 raise TokenInvalid("signature", "bad signature")
+            key_issuer = key.issuer
+        if tid.lower() not in self._allowed_tenants:   # before the key issuer: 403, not 401
+            raise TokenPolicyRefused("tenant", "tenant not allowed")
+        if key_issuer is not None and not await self.metadata.key_issuer_agrees(key_issuer, tid, iss):
+            raise TokenInvalid("issuer", "the key's issuer is not the token's tenant")
         exp = check_times(claims, now=now, skew=self.entra.clock_skew)
         if "nonce" in claims:
             raise TokenInvalid("token_type", "an id token (nonce claim)")
@@ -205,30 +210,6 @@ class EntraValidator:
         kid = str(jws.header.get("kid", ""))
         return _Verified(MappingProxyType(dict(claims)), version, tid, app_id, kid, int(exp or 0),
                          until=min(float(exp), now + self._cache_ttl))
-
-    async def _discovery(self, version: str) -> tuple[str, str]:
-        doc = await self._jwks.get_document(self.discovery_urls[version])
-        return self._doc_fields(doc)
-
-    def _doc_fields(self, doc: Mapping[str, Any]) -> tuple[str, str]:
-        issuer, jwks_uri = doc.get("issuer"), doc.get("jwks_uri")
-        if not isinstance(issuer, str) or not isinstance(jwks_uri, str) or not jwks_uri:
-            raise DownstreamError("The identity provider's metadata is unusable.", status=502,
-                                  service="entra", detail="discovery lacks issuer/jwks_uri",
-                                  reason="discovery")
-        return issuer_template(issuer, self.entra.tenant_id), jwks_uri
-
-    async def _key_issuer_agrees(self, key_issuer: str, tid: str, iss: str) -> bool:
-        """Entra JWKS keys carry `issuer` (a template or one tenant's issuer): it must name the
-        token's tenant, in the token's issuer form or the other version's."""
-        effective = key_issuer.replace(PLACEHOLDER, tid)
-        if effective == iss:
-            return True
-        for version in (V2, V1):
-            template, _ = await self._discovery(version)
-            if effective == template.replace(PLACEHOLDER, tid):
-                return True
-        return False
 
     # --- step 6 -------------------------------------------------------------------------------
 
