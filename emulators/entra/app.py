@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from aiohttp import web
 
@@ -31,10 +32,26 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
         return web.json_response({"error": "server_error"}, status=500)
 
 
+@web.middleware
+async def request_ids(request: web.Request, handler) -> web.StreamResponse:
+    """Like Entra: `x-ms-request-id` on every answer, `client-request-id` echoed when sent."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+    response.headers["x-ms-request-id"] = str(uuid.uuid4())
+    client_request_id = request.headers.get("client-request-id")
+    if client_request_id:
+        response.headers["client-request-id"] = client_request_id[:200]
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
+
+
 def create_app(config: EntraConfig | str) -> web.Application:
     if isinstance(config, str):
         config = EntraConfig(base_url=config)
-    app = web.Application(middlewares=[errors, recorder])
+    app = web.Application(middlewares=[request_ids, errors, recorder])
     app[STATE_KEY] = EmulatorState(config)
     r = app.router
     r.add_get("/{tenant}/v2.0/.well-known/openid-configuration", discovery.openid_v2)
@@ -68,6 +85,9 @@ def create_app(config: EntraConfig | str) -> web.Application:
     r.add_route("GET", f"{c}/clock", control_directory.clock)
     r.add_route("POST", f"{c}/clock", control_directory.clock)
     r.add_post(f"{c}/config", control_directory.config)
+    r.add_post(f"{c}/apps/{{client_id}}/claims-mapping", control_directory.claims_mapping)
+    r.add_post(f"{c}/service-principals", control_directory.service_principal)
+    r.add_delete(f"{c}/service-principals", control_directory.service_principal)
     return app
 
 

@@ -3,7 +3,8 @@
 GET  state | requests?path=&grant_type=&client_id= | keys | faults | clock
 POST reset | token | faults | keys | keys/{kid}/activate | consents | mfa | clock | config
      apps/{client_id}/certificates {"pem"} | apps/{client_id}/federated-credentials | apps/{client_id}/secrets
-DELETE requests | faults | keys/{kid} | consents
+     apps/{client_id}/claims-mapping {"enabled"} | service-principals {"tenant", "client_id"}
+DELETE requests | faults | keys/{kid} | consents | service-principals
 """
 
 from __future__ import annotations

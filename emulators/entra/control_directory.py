@@ -98,8 +98,35 @@ async def clock(request: web.Request) -> web.Response:
 
 
 async def config(request: web.Request) -> web.Response:
-    """{"access_token_lifetime": seconds}"""
+    """{"access_token_lifetime": seconds | null (60-90 minutes, varying), "lifetime_seed": int}"""
     state, body = _state(request), await _json(request)
     if "access_token_lifetime" in body:
-        state.access_token_lifetime = int(body["access_token_lifetime"])
+        value = body["access_token_lifetime"]
+        state.access_token_lifetime = int(value) if value else None
+    if body.get("lifetime_seed") is not None:
+        state.seed_lifetimes(int(body["lifetime_seed"]))
     return web.json_response({"access_token_lifetime": state.access_token_lifetime})
+
+
+async def claims_mapping(request: web.Request) -> web.Response:
+    """{"enabled": true}: tokens for the app are signed with its own key (published at ?appid=)."""
+    app, body = _app(_state(request), request.match_info["client_id"]), await _json(request)
+    app.claims_mapping = bool(body.get("enabled", True))
+    kid = _state(request).app_key(app.client_id).kid if app.claims_mapping else None
+    return web.json_response({"claims_mapping": app.claims_mapping, "kid": kid})
+
+
+async def service_principal(request: web.Request) -> web.Response:
+    """POST/DELETE {"tenant", "client_id"}: provision or remove an app's service principal."""
+    state, body = _state(request), await _json(request)
+    tenant = state.tenant(str(body.get("tenant") or ""))
+    if tenant is None:
+        raise _bad("unknown tenant", 404)
+    client = _app(state, body.get("client_id"))
+    entry = (tenant.id.lower(), client.client_id.lower())
+    if request.method == "POST":
+        state.service_principals.add(entry)
+    else:
+        state.service_principals.discard(entry)
+    return web.json_response({"tenant": tenant.id, "client_id": client.client_id,
+                              "exists": entry in state.service_principals})

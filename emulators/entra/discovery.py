@@ -88,11 +88,30 @@ def openid_v1(state: EmulatorState, seg: str, tid: str, base: str) -> dict:
     }
 
 
+def _key_set(state: EmulatorState, request: web.Request, issuer: str | None) -> web.Response:
+    """The global keys, or with `?appid=` of an app with claims mapping only that app's key."""
+    app = state.app(request.query.get("appid"))
+    if app is not None and app.claims_mapping:
+        return web.json_response({"keys": [state.app_key(app.client_id).jwk(issuer)]})
+    return web.json_response(state.keys.jwks(issuer))
+
+
 async def keys_v2(request: web.Request) -> web.Response:
+    """Like Entra: each key carries `issuer`, the tenant's concrete v2 issuer on a tenant's own
+    document and the `{tenantid}` template only on `organizations`/`common`/`consumers`."""
     state: EmulatorState = request.app[STATE_KEY]
-    return web.json_response(state.keys.jwks(v2_issuer(state, "{tenantid}")))
+    try:
+        _, tid = _segment(state, request)
+    except EntraError as err:
+        return err.render(request)
+    return _key_set(state, request, v2_issuer(state, tid))
 
 
 async def keys_v1(request: web.Request) -> web.Response:
+    """v1 key documents carry no `issuer` on their keys."""
     state: EmulatorState = request.app[STATE_KEY]
-    return web.json_response(state.keys.jwks())
+    try:
+        _segment(state, request)
+    except EntraError as err:
+        return err.render(request)
+    return _key_set(state, request, None)

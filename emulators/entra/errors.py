@@ -44,6 +44,7 @@ KNOWN: dict[int, tuple[str, int, str]] = {
             "redirect URIs configured for the application."),
     70021: ("invalid_request", 400, "No matching federated identity record found for presented assertion."),
     50173: ("invalid_grant", 400, "The provided grant has expired due to it being revoked."),
+    50020: ("invalid_request", 400, "User account does not exist in tenant."),
     90009: ("invalid_request", 400, "Application is requesting a token for itself."),
     50058: ("invalid_grant", 400, "A silent sign-in request was sent but no user is signed in."),
 }

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import hmac
 
-from . import tokens
+from . import obo, tokens
 from .errors import EntraError
 from .model import App, User
 from .responses import check_consent, user_token_response
@@ -89,8 +89,9 @@ async def client_credentials(state: EmulatorState, form: dict, client: App, acr:
     req = parse_scopes(state, items[0])
     resource = req.resource
     assert resource is not None
+    obo.require_service_principals(state, tenant, client, resource)
     roles = [r for r in client.role_assignments.get(resource.client_id, []) if r in resource.app_roles]
+    lifetime = state.token_lifetime()
     access, _ = tokens.access_token(state, tenant=tenant, resource=resource, client=client, user=None,
-                                    roles=roles, acr=acr, aud_uri=req.requested_via_uri)
-    lifetime = state.access_token_lifetime
+                                    roles=roles, acr=acr, aud_uri=req.requested_via_uri, lifetime=lifetime)
     return {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access}

@@ -46,12 +46,19 @@ class SigningKey:
                                               serialization.NoEncryption())
 
 
+NOT_BEFORE = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+
+
 def _self_signed(key: rsa.RSAPrivateKey) -> bytes:
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    """A certificate that depends on the key only (serial from the public key, fixed validity,
+    deterministic PKCS#1 v1.5 signature), so the same key gives the same `kid` after a restart."""
+    public_der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    serial = int.from_bytes(hashlib.sha256(public_der).digest()[:16], "big") >> 1
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "accounts.emulator.test (TEST ONLY)")])
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=3650))
+            .public_key(key.public_key()).serial_number(serial)
+            .not_valid_before(NOT_BEFORE).not_valid_after(NOT_BEFORE + dt.timedelta(days=3650))
             .sign(key, hashes.SHA256()))
     return cert.public_bytes(serialization.Encoding.DER)
 

@@ -10,12 +10,19 @@ Parsed from a JSON seed (see `seeds/demo.json`):
                "audience", "jwks_uri"}], "redirect_uris": [...], "app_id_uri", "scopes": [...],
                "app_roles": [...], "access_token_version": 1|2, "admin_consent_only": bool,
                "mfa_required": bool, "service_principal_oid", "role_assignments": {...},
-               "managed_identity": "system" | "user"}],
+               "managed_identity": "system" | "user", "home_tenant": tid (default: the first
+               tenant), "first_party": bool, "claims_mapping": bool}],
      "consents": [{"tenant", "user": oid | null (admin, tenant-wide), "client_id", "resource",
                    "scopes": [...]}],
+     "service_principals": [{"tenant", "client_id"}],
      "managed_identity_header": "<IDENTITY_HEADER of the managed-identity endpoint>"}
 
-Apps are multi-tenant: each is usable in every tenant of the emulator.
+Apps are multi-tenant registrations, but like on real Entra an app can only get tokens in a
+tenant where it has a service principal: its home tenant, every tenant for first-party
+(Microsoft) apps, a tenant listed in `service_principals`, and any tenant where a consent names
+it (consenting provisions the client's and the resource's service principals). Elsewhere the
+token endpoint answers AADSTS700016 (client) or 500011 (resource). Apps with `claims_mapping`
+sign their tokens with an app-specific key, published only at `.../keys?appid=<client id>`.
 """
 
 from __future__ import annotations
@@ -106,6 +113,9 @@ class App:
     service_principal_oid: str = ""
     role_assignments: dict[str, list[str]] = field(default_factory=dict)
     managed_identity: str = ""      # "system" | "user": a managed identity (managed_identity.py)
+    home_tenant: str = ""           # "" = the seed's first tenant
+    first_party: bool = False       # a Microsoft app: a service principal in every tenant
+    claims_mapping: bool = False    # tokens for it are signed with its own key (?appid=)
 
     def __post_init__(self) -> None:
         if not self.service_principal_oid:
@@ -141,6 +151,8 @@ def parse_app(raw: dict) -> App:
         service_principal_oid=raw.get("service_principal_oid", ""),
         role_assignments={k: list(v) for k, v in raw.get("role_assignments", {}).items()},
         managed_identity=str(raw.get("managed_identity", "")),
+        home_tenant=str(raw.get("home_tenant", "")), first_party=bool(raw.get("first_party", False)),
+        claims_mapping=bool(raw.get("claims_mapping", False)),
     )
 
 

@@ -26,16 +26,18 @@ def user_token_response(state: EmulatorState, *, tenant: str, client: App, acr: 
                         family: str | None = None, mfa: bool = False) -> dict:
     """Access token (+ refresh token with offline_access, id token with openid, client_info).
     `mfa`: the user did multi-factor auth, so the access token's `amr` says so."""
-    lifetime = state.access_token_lifetime
+    lifetime = state.token_lifetime()
     extra = {"amr": ["pwd", "mfa"]} if mfa else None
     if req.resource is not None:
         names = effective_scopes(state, req, tenant, user.oid, client.client_id)
         access, _ = tokens.access_token(state, tenant=tenant, resource=req.resource, client=client, user=user,
-                                        scopes=names, acr=acr, aud_uri=req.requested_via_uri, extra=extra)
+                                        scopes=names, acr=acr, aud_uri=req.requested_via_uri, extra=extra,
+                                        lifetime=lifetime)
         scope = req.full_names(names + ([".default"] if req.is_default else []))
     else:  # only OIDC scopes: a token for the client itself (real Entra gives a Graph token)
         access, _ = tokens.access_token(state, tenant=tenant, resource=client, client=client, user=user,
-                                        scopes=sorted(req.oidc), acr=acr, version=2, extra=extra)
+                                        scopes=sorted(req.oidc), acr=acr, version=2, extra=extra,
+                                        lifetime=lifetime)
         scope = sorted(req.oidc)
     body: dict = {"token_type": "Bearer", "scope": " ".join(scope), "expires_in": lifetime,
                   "ext_expires_in": lifetime, "access_token": access}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import secrets
 import time
 import uuid
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .keys import KeyRing
+from .keys import KeyRing, SigningKey, make_key
 from .model import App, Consent, Tenant, User, parse_seed
 
 DEMO_SEED = Path(__file__).parent / "seeds" / "demo.json"
@@ -26,7 +27,8 @@ class EntraConfig:
     seed: dict | str | Path | None = None          # None: the demo seed
     clock: Callable[[], float] = time.time
     keys_path: Path | None = None                   # persist the first signing key here
-    access_token_lifetime: int = 3600
+    access_token_lifetime: int | None = None        # None: 60-90 minutes, varying like Entra's
+    lifetime_seed: int | None = None                # seeds that variation (reproducible runs)
     code_lifetime: int = 600
     refresh_token_lifetime: int = 90 * 24 * 3600
     ca_bundle: str | None = None                    # trusted when fetching federated JWKS
@@ -69,8 +71,10 @@ class EmulatorState:
         self.base_url = config.base_url.rstrip("/")
         self.seed = load_seed(config.seed)
         self.keys = KeyRing.load_or_create(config.keys_path)
+        self.app_keys: dict[str, SigningKey] = {}      # client id (lower) -> app-specific key
         self.clock_offset = 0.0
         self.access_token_lifetime = config.access_token_lifetime
+        self._lifetimes = random.Random(config.lifetime_seed)
         self.reset()
 
     def reset(self) -> None:
@@ -81,6 +85,15 @@ class EmulatorState:
         self.users: dict[str, User] = {u.oid: u for u in users}
         self.apps: dict[str, App] = {a.client_id.lower(): a for a in apps}
         self.consents: set[Consent] = set(consents)
+        home = tenants[0].id if tenants else ""
+        self.service_principals: set[tuple[str, str]] = set()
+        for a in apps:
+            for tid in ([t.id for t in tenants] if a.first_party else [a.home_tenant or home]):
+                self.service_principals.add((tid.lower(), a.client_id.lower()))
+        for sp in self.seed.get("service_principals", []):
+            self.service_principals.add((sp["tenant"].lower(), sp["client_id"].lower()))
+        for c in consents:
+            self._provision(c.tenant, c.client_id, c.resource)
         self.codes: dict[str, CodeGrant] = {}
         self.refresh_tokens: dict[str, RefreshGrant] = {}
         self.faults: list[dict] = []
@@ -90,6 +103,36 @@ class EmulatorState:
 
     def now(self) -> float:
         return self.config.clock() + self.clock_offset
+
+    def token_lifetime(self) -> int:
+        """The fixed lifetime when one is set, else 3600-5400 s like Entra's (seedable)."""
+        if self.access_token_lifetime:
+            return int(self.access_token_lifetime)
+        return self._lifetimes.randint(3600, 5400)
+
+    def seed_lifetimes(self, seed: int) -> None:
+        self._lifetimes.seed(seed)
+
+    def signing_key_for(self, resource_client_id: str) -> SigningKey:
+        """The key that signs tokens for this resource: its own with claims mapping."""
+        app = self.app(resource_client_id)
+        if app is None or not app.claims_mapping:
+            return self.keys.signer
+        return self.app_key(app.client_id)
+
+    def app_key(self, client_id: str) -> SigningKey:
+        key = self.app_keys.get(client_id.lower())
+        if key is None:
+            key = self.app_keys[client_id.lower()] = make_key()
+        return key
+
+    # -- service principals -------------------------------------------------------------
+    def has_service_principal(self, tenant: str, client_id: str) -> bool:
+        return (tenant.lower(), client_id.lower()) in self.service_principals
+
+    def _provision(self, tenant: str, *client_ids: str) -> None:
+        for cid in client_ids:
+            self.service_principals.add((tenant.lower(), cid.lower()))
 
     # -- directory lookups -------------------------------------------------------------
     def tenant(self, segment: str) -> Tenant | None:
@@ -139,6 +182,7 @@ class EmulatorState:
     def grant_consent(self, tenant: str, user: str | None, client_id: str, resource: str,
                       scopes: set[str]) -> None:
         self.consents.add(Consent(tenant, user, client_id, resource, frozenset(scopes)))
+        self._provision(tenant, client_id, resource)   # consenting creates the service principals
 
     def revoke_consent(self, tenant: str, user: str | None, client_id: str, resource: str) -> int:
         gone = {c for c in self.consents if c.tenant == tenant and c.user == user
@@ -176,6 +220,7 @@ class EmulatorState:
                      for a in self.apps.values()],
             "consents": [{"tenant": c.tenant, "user": c.user, "client_id": c.client_id,
                           "resource": c.resource, "scopes": sorted(c.scopes)} for c in self.consents],
+            "service_principals": [{"tenant": t, "client_id": c} for t, c in sorted(self.service_principals)],
             "signing_kid": self.keys.signer.kid,
         }
 

@@ -58,7 +58,7 @@ async def token(request: web.Request) -> web.Response:
         elif grant_type == "client_credentials":
             body = await grants.client_credentials(state, form, client, acr, tenant or state.default_tenant().id)
         else:
-            body = await obo.on_behalf_of(state, form, client, acr)
+            body = await obo.on_behalf_of(state, form, client, acr, tenant)
     except EntraError as err:
         log.info("entra emulator token error AADSTS%s", err.code)
         return err.render(request)

@@ -39,7 +39,8 @@ def _rand(n: int = 16) -> str:
 
 
 def sign(state: EmulatorState, claims: dict, *, v1: bool) -> str:
-    key = state.keys.signer
+    """Signed with the global signing key, or the audience app's own key (claims mapping)."""
+    key = state.signing_key_for(str(claims.get("aud", "")))
     headers = {"typ": "JWT", "alg": "RS256", "kid": key.kid}
     if v1:
         headers["x5t"] = key.kid
@@ -57,7 +58,7 @@ def access_token(state: EmulatorState, *, tenant: str, resource: App, client: Ap
     aud = resource.app_id_uri if (ver == 1 and aud_uri and resource.app_id_uri) else resource.client_id
     claims: dict = {
         "aud": aud, "iss": v1_issuer(tenant) if ver == 1 else v2_issuer(state, tenant),
-        "iat": now, "nbf": now, "exp": now + int(lifetime or state.access_token_lifetime),
+        "iat": now, "nbf": now, "exp": now + int(lifetime or state.token_lifetime()),
         "aio": _rand(), "rh": f"0.{_rand(24)}.", "tid": tenant, "uti": _rand(16), "ver": f"{ver}.0",
     }
     if ver == 1:
@@ -91,7 +92,7 @@ def id_token(state: EmulatorState, *, tenant: str, client_id: str, user: User, n
     now = int(state.now())
     claims: dict = {
         "aud": client_id, "iss": v2_issuer(state, tenant), "iat": now, "nbf": now,
-        "exp": now + int(lifetime or state.access_token_lifetime), "name": user.name, "oid": user.oid,
+        "exp": now + int(lifetime or state.token_lifetime()), "name": user.name, "oid": user.oid,
         "preferred_username": user.upn, "rh": f"0.{_rand(24)}.", "sid": str(uuid.uuid5(uuid.NAMESPACE_URL,
                                                                                     f"sid:{user.oid}")),
         "sub": pairwise_sub(user.oid, client_id), "tid": tenant, "uti": _rand(16), "ver": "2.0",
@@ -115,7 +116,8 @@ def decode_own(state: EmulatorState, token: str, *, audience: list[str] | None =
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as e:
         raise OwnTokenError("malformed") from e
-    key = state.keys.get(str(header.get("kid", "")))
+    kid = str(header.get("kid", ""))
+    key = state.keys.get(kid) or next((k for k in state.app_keys.values() if k.kid == kid), None)
     if key is None or header.get("alg") != "RS256":
         raise OwnTokenError("unknown signing key")
     try:

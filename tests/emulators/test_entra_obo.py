@@ -14,10 +14,10 @@ from azure.identity.aio import OnBehalfOfCredential
 from emulators.entra import demo
 
 
-def _broker(entra) -> msal.ConfidentialClientApplication:
+def _broker(entra, tenant: str | None = None) -> msal.ConfidentialClientApplication:
     """A fresh msal app per call: msal replays HTTP 400 answers from memory for 60 s."""
     return msal.ConfidentialClientApplication(demo.BROKER_CLIENT_ID, client_credential=demo.BROKER_SECRET,
-                                              authority=entra.authority(), instance_discovery=False,
+                                              authority=entra.authority(tenant), instance_discovery=False,
                                               http_client=entra.http())
 
 
@@ -57,11 +57,11 @@ def test_obo_for_teams_scopes_gives_a_v1_token_for_the_acs_resource(entra):
     assert set(claims["scp"].split()) == {"Teams.ManageCalls", "Teams.ManageChats"}
 
 
-def test_obo_keeps_the_tenant_of_the_assertion(entra):
+def test_obo_issues_in_the_tenant_of_the_url(entra):
     assertion = _user_token(entra, "carol", tenant=demo.PARTNER_TENANT_ID)
     entra.add_consent(tenant=demo.PARTNER_TENANT_ID, user=demo.CAROL_OID, client_id=demo.BROKER_CLIENT_ID,
                       resource=demo.WORKSPACE_CLIENT_ID)
-    result = _broker(entra).acquire_token_on_behalf_of(assertion, [demo.WORKSPACE_SCOPE])
+    result = _broker(entra, demo.PARTNER_TENANT_ID).acquire_token_on_behalf_of(assertion, [demo.WORKSPACE_SCOPE])
     assert _claims(result["access_token"])["tid"] == demo.PARTNER_TENANT_ID, result
 
 
