@@ -12,7 +12,7 @@
     │  ├─ InvalidTarget         400 invalid_target
     │  ├─ NotFound              404 not_found
     │  ├─ MethodNotAllowed      405 method_not_allowed
-    │  ├─ ConsentRequired       403 consent_required (Entra AADSTS65001 on OBO)
+    │  ├─ ConsentRequired       403 consent_required (+ consent_url; AADSTS65001/700016/500011 on OBO)
     │  ├─ TooManyAttempts       429 too_many_attempts + Retry-After (brute-force throttle)
     │  └─ InvalidTeamsToken     400/403 invalid_teams_token (the teams-user-aad-token header)
     ├─ BearerError              RFC 6750: 401/403 + WWW-Authenticate
@@ -142,8 +142,19 @@ class PayloadTooLarge(OAuthError):
 
 
 class ConsentRequired(OAuthError):
+    """`consent_url`: where an administrator of the user's tenant grants consent (in the body)."""
     status, error = 403, "consent_required"
     default_description = "The user or an administrator has not consented to the downstream API."
+
+    def __init__(self, description: str | None = None, *, consent_url: str = "", **kw) -> None:
+        super().__init__(description, **kw)
+        self.consent_url = consent_url
+
+    def body(self) -> dict:
+        body = super().body()
+        if self.consent_url:
+            body["consent_url"] = self.consent_url
+        return body
 
 
 class TooManyAttempts(OAuthError):

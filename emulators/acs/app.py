@@ -1,8 +1,9 @@
 """`create_app(config)`: the ACS Identity emulator as an aiohttp application. TEST ONLY.
 
 Request pipeline for the ACS routes (the control plane under `/_emulator/` skips it):
-route (404/405 JSON) → api-version (400) → HMAC or Entra bearer auth (401 `Denied`) →
-injected fault (delay, then maybe an error) → operation. Every ACS call is logged (never a token).
+route (404/405 JSON) → api-version of that route (400) → HMAC or Entra bearer auth (401 `Denied`) →
+injected fault (delay, then maybe an error) → operation. Every ACS call is logged (never a token)
+and every answer carries an `MS-CV` correlation vector, like the service's.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -21,7 +23,7 @@ from . import control, hmac_auth
 from .entra_check import BEARER_AUDIENCES, EntraKeys, EntraTokenError, verify
 from .handlers import ROUTES, BadRequest, error
 from .keys import ENTRA_KEYS, STATE, TEAMS
-from .state import API_VERSIONS, AcsConfig, AcsState
+from .state import AcsConfig, AcsState, api_versions
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -72,7 +74,7 @@ async def _process(request: web.Request, handler: Handler, entry: dict[str, Any]
     api_version = request.query.get("api-version")
     if not api_version:
         return error(400, "MissingApiVersionParameter", "The api-version query parameter is required.")
-    if api_version not in API_VERSIONS:
+    if api_version not in api_versions(request.match_info.route.name):
         return error(400, "UnsupportedApiVersion", f"api-version '{api_version}' is not supported.")
     entry["auth"] = await _authenticate(request, body)
     fault = state.take_fault(entry["operation"], request.path)
@@ -108,6 +110,7 @@ async def acs_pipeline(request: web.Request, handler: Handler) -> web.StreamResp
     if TEAMS in request:
         entry.update(request[TEAMS])
     entry["status"] = resp.status
+    entry["ms_cv"] = resp.headers["MS-CV"] = f"{secrets.token_urlsafe(16)[:22]}.0"   # correlation vector
     if client_request_id and request.headers.get("x-ms-return-client-request-id", "").lower() == "true":
         resp.headers["x-ms-client-request-id"] = client_request_id
     return resp

@@ -14,17 +14,22 @@ from .keys import ENTRA_KEYS, STATE, TEAMS
 TEAMS_SCOPES = ("Teams.ManageCalls", "Teams.ManageChats")
 
 
-def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+def error(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+          target: str | None = None) -> web.Response:
+    """The service's `CommunicationErrorResponse`; `target` names the offending field."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if target:
+        body["target"] = target
+    return web.json_response({"error": body}, status=status, headers=headers)
 
 
 class BadRequest(Exception):
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(self, code: str, message: str, status: int = 400, target: str | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.target = status, code, message, target
 
     def response(self) -> web.Response:
-        return error(self.status, self.code, self.message)
+        return error(self.status, self.code, self.message, target=self.target)
 
 
 async def _json(request: web.Request, *, optional: bool) -> dict[str, Any]:
@@ -44,10 +49,10 @@ async def _json(request: web.Request, *, optional: bool) -> dict[str, Any]:
 
 def _scopes(value: Any, name: str) -> list[str]:
     if not isinstance(value, list) or not value or not all(isinstance(s, str) for s in value):
-        raise BadRequest("ValidationError", f"'{name}' must be a non-empty list of scopes.")
+        raise BadRequest("ValidationError", f"'{name}' must be a non-empty list of scopes.", target=name)
     unknown = sorted(set(value) - tokens.KNOWN_SCOPES)
     if unknown:
-        raise BadRequest("ValidationError", f"Unknown scope(s): {', '.join(unknown)}.")
+        raise BadRequest("ValidationError", f"Unknown scope(s): {', '.join(unknown)}.", target=name)
     return list(value)
 
 
@@ -58,7 +63,8 @@ def _minutes(body: dict[str, Any]) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not (
             tokens.MIN_MINUTES <= value <= tokens.MAX_MINUTES):
         raise BadRequest("ValidationError",
-                         f"expiresInMinutes must be an integer from {tokens.MIN_MINUTES} to {tokens.MAX_MINUTES}.")
+                         f"expiresInMinutes must be an integer from {tokens.MIN_MINUTES} to {tokens.MAX_MINUTES}.",
+                         target="expiresInMinutes")
     return value
 
 
@@ -105,9 +111,11 @@ async def delete_identity(request: web.Request) -> web.Response:
 async def exchange_teams_token(request: web.Request) -> web.Response:
     body = await _json(request, optional=False)
     fields = {k: body.get(k) for k in ("token", "appId", "userId")}
+    if not isinstance(fields["token"], str) or not fields["token"]:   # the service: 401, not 400
+        raise BadRequest("InvalidAccessToken", "The Teams user's Entra token is missing or empty.", status=401)
     missing = [k for k, v in fields.items() if not isinstance(v, str) or not v]
     if missing:
-        raise BadRequest("ValidationError", f"Missing or empty: {', '.join(missing)}.")
+        raise BadRequest("ValidationError", f"Missing or empty: {', '.join(missing)}.", target=missing[0])
     state = request.app[STATE]
     try:
         claims = await verify(request.app[ENTRA_KEYS], fields["token"], audiences=TEAMS_AUDIENCES,

@@ -13,6 +13,15 @@ from typing import Any
 DEV_ACCESS_KEY = "dGVzdC1vbmx5LWFjcy1lbXVsYXRvci1hY2Nlc3Mta2V5MDE="
 DEV_RESOURCE_ID = "5b3c2d1e-0f9a-4b8c-8d7e-6f5a4b3c2d1e"
 API_VERSIONS = frozenset({"2021-03-07", "2022-06-01", "2022-10-01", "2023-10-01"})
+# The Teams exchange exists from its preview (2021-10-31-preview) and GA (2022-06-01) on; the
+# identity operations from 2021-03-07 on. An api-version is accepted per route, like the service.
+TEAMS_API_VERSIONS = frozenset({"2021-10-31-preview", "2022-06-01", "2022-10-01", "2023-10-01"})
+
+
+def api_versions(operation: str | None) -> frozenset[str]:
+    return TEAMS_API_VERSIONS if operation == "get_token_for_teams_user" else API_VERSIONS
+
+
 OPERATIONS = ("create_user", "create_user_and_token", "get_token", "revoke_tokens", "delete_user",
               "get_token_for_teams_user")
 

@@ -6,7 +6,10 @@ raises `ClientAuthenticationError` whose `.response` still holds that body. `par
 reads it (never the token), `classify` says what is worth retrying, `translate` maps it:
 
     interaction_required / AADSTS50079, 50076     → 401 insufficient_claims + claims challenge
-    invalid_grant + consent_required / 65001      → 403 consent_required
+    invalid_grant + consent_required / 65001,
+    resource not in the tenant 500011, and the
+    broker app not in a PARTNER tenant 700016      → 403 consent_required + consent_url (the
+                                                     tenant's admin-consent link)
     expired or rejected assertion 500133, 50013   → 401 invalid_token
     rejected broker credential (7000215, ...)     → 502 (operator: `obo.credentials_refused`)
     429 / 5xx / connection failures               → 503 + Retry-After
@@ -26,7 +29,8 @@ from ..errors import BrokerError, ConsentRequired, DownstreamError, InteractionR
 from .retry import Transient
 
 INTERACTION_CODES = frozenset({50079, 50076, 50074, 50158})
-CONSENT_CODES = frozenset({65001})
+CONSENT_CODES = frozenset({65001, 500011})
+APP_NOT_IN_TENANT = 700016     # in the home tenant: the broker's own registration is wrong (502)
 ASSERTION_CODES = frozenset({500133, 50013})
 CREDENTIAL_CODES = frozenset({7000215, 7000218, 7000222, 700027, 700024, 700025, 700016, 70021,
                               700023})
@@ -115,15 +119,30 @@ def _detail(failure: EntraFailure) -> str:
             f"correlation_id={failure.correlation_id}")
 
 
-def translate(failure: EntraFailure, *, authority: str, tenant: str) -> BrokerError:
+def consent_url(authority: str, tenant: str, client_id: str) -> str:
+    """Where an administrator of `tenant` consents to the broker app (and so provisions it)."""
+    return f"{authority.rstrip('/')}/{tenant}/adminconsent?client_id={client_id}"
+
+
+def needs_consent(failure: EntraFailure, *, tenant: str, home_tenant: str) -> bool:
+    """No consent or no service principal in the user's tenant: not the broker's fault."""
+    codes = set(failure.codes)
+    if codes & CONSENT_CODES or failure.suberror == "consent_required" or failure.error == "consent_required":
+        return True
+    return APP_NOT_IN_TENANT in codes and tenant.lower() != home_tenant.lower()
+
+
+def translate(failure: EntraFailure, *, authority: str, tenant: str, client_id: str = "",
+              home_tenant: str = "") -> BrokerError:
     """The broker error for a final (not retried further) Entra failure."""
     codes = set(failure.codes)
     if failure.error == "interaction_required" or codes & INTERACTION_CODES:
         return InteractionRequired(authorization_uri=f"{authority}/{tenant}/oauth2/v2.0/authorize",
                                    claims_b64=claims_b64(failure.claims),
                                    reason="interaction_required", detail=_detail(failure))
-    if codes & CONSENT_CODES or failure.suberror == "consent_required" or failure.error == "consent_required":
-        return ConsentRequired(reason="consent_required", detail=_detail(failure))
+    if needs_consent(failure, tenant=tenant, home_tenant=home_tenant or tenant):
+        return ConsentRequired(reason="consent_required", detail=_detail(failure),
+                               consent_url=consent_url(authority, tenant, client_id) if client_id else "")
     if codes & ASSERTION_CODES:
         return InvalidToken(reason="assertion_rejected", detail=_detail(failure))
     if failure.credentials_refused:

@@ -25,7 +25,7 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from azure.identity.aio import OnBehalfOfCredential
 
 from ..digest import short_hash
-from ..errors import BrokerError, DownstreamError
+from ..errors import BrokerError, ConsentRequired, DownstreamError
 from ..logs import audit, current_request_id, get_logger
 from ..settings import EntraSettings, OboSettings
 from .cache import SingleFlightCache
@@ -141,8 +141,15 @@ class EntraOboClient:
             # unreadable answer (KeyError, TypeError, AttributeError, OverflowError): never a 500
             failure = parse_failure(exc)
             outcome.failure = failure
-            error = translate(failure, authority=self._entra.authority, tenant=tenant)
-            if failure.credentials_refused:
+            error = translate(failure, authority=self._entra.authority, tenant=tenant,
+                              client_id=self._entra.client_id, home_tenant=self._entra.tenant_id)
+            if isinstance(error, ConsentRequired):
+                log.warning("obo.consent_required", tenant=tenant, home_tenant=self._entra.tenant_id,
+                            client_id=self._entra.client_id, aadsts=failure.aadsts,
+                            correlation_id=failure.correlation_id, consent_url=error.consent_url,
+                            hint="an administrator of this tenant must consent to the broker app "
+                                 "(open consent_url) before its users can use this downstream API")
+            elif failure.credentials_refused:
                 log.error("obo.credentials_refused", tenant=tenant, client_id=self._entra.client_id,
                           credential=self._credential.kind, aadsts=failure.aadsts, error=failure.error,
                           correlation_id=failure.correlation_id)

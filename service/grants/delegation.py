@@ -15,6 +15,10 @@ Decided by what the tokens carry, not by which parameters happen to be present (
   away by exchanging again. An `act` asserted by another issuer (a partner, Entra) stays in
   that issuer's namespace: each node without `iss` gets the subject token's `iss`, and a node
   naming the broker (`server.public_url`) as its `iss` is refused (a partner cannot speak for us).
+- An `act` the ACTOR token carries (an agent acting for an orchestrator) is kept too, nested
+  under the new actor and namespaced the same way (in the actor token's issuer); the subject
+  token's earlier chain follows at its end, so one chain reads newest actor first. The whole
+  chain stays within `MAX_ACT_DEPTH`.
 - A delegated token (one with `act`) never gets a refresh token (the grant checks `delegated`).
 """
 
@@ -129,7 +133,11 @@ class Delegations:
                 raise InvalidRequest("The subject token requires an actor_token.", reason="may_act_without_actor")
             return Delegation(prior, None, _chain_hashes(prior, subject.iss))
         actor = await self._validate(req, *param, now=now)
-        chain = (short_hash(f"{actor.iss}|{actor.external_id}"), *_chain_hashes(prior, subject.iss))
+        actor_prior = _sanitize(actor.claims["act"], 2) if "act" in actor.claims else None
+        if actor_prior is not None and actor.issuer_name != SELF:
+            actor_prior = _own_namespace(actor_prior, actor.iss, self._broker)
+        chain = (short_hash(f"{actor.iss}|{actor.external_id}"), *_chain_hashes(actor_prior, actor.iss),
+                 *_chain_hashes(prior, subject.iss))
         req.trace.extra["actor_chain"] = list(chain)          # audited on refusals too
         actor_sub, subject_sub = await resolve_sub(actor), await resolve_sub(subject)
         same_external = (actor.iss, actor.claims.get("sub")) == (subject.iss, subject.claims.get("sub"))
@@ -141,10 +149,11 @@ class Delegations:
         client = _client_of(actor.claims)
         if client is not None:
             act["client_id"] = client
-        if prior is not None:
-            if _depth(prior) >= MAX_ACT_DEPTH:
+        nested = _append(actor_prior, prior)
+        if nested is not None:
+            if _depth(nested) >= MAX_ACT_DEPTH:
                 raise InvalidRequest("The subject token is not acceptable.", reason="act_chain_too_deep")
-            act["act"] = prior
+            act["act"] = nested
         return Delegation(act, actor, chain)
 
     async def _validate(self, req: TokenRequest, token: str, token_type: str, *, now: float) -> Subject:
@@ -164,6 +173,17 @@ class Delegations:
                 await self._subjects.commit(delegation.actor)
             except InvalidRequest as e:
                 raise InvalidRequest(ACTOR_REFUSED, reason="actor_replayed", detail=e.detail) from e
+
+
+def _append(head: dict[str, Any] | None, tail: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`tail` hung under the innermost node of `head` (copies; either may be None)."""
+    if head is None:
+        return tail
+    out = dict(head)
+    out["act"] = _append(head["act"], tail) if "act" in head else tail
+    if out["act"] is None:
+        del out["act"]
+    return out
 
 
 def _depth(act: Mapping[str, Any]) -> int:

@@ -13,7 +13,10 @@ Modes, per `[[trusted_issuers]].linking` and `[entra].linking` (`AccountLinker.r
     jit                a link wins; else a new account (UUIDv4) is created and linked
     require_linked     a link wins; else 400 invalid_request (reason account_not_linked)
     link_by_attribute  a link wins; else the first `lookup_attributes` value that finds an
-                       account links it; else 400 invalid_request (reason account_no_match)
+                       account links it; else, like Asgardeo, the exchange goes on with the
+                       external subject (the same `sub` as with `none`), unless the trusted
+                       issuer sets `mandate_linked = true`: then 400 invalid_request (reason
+                       account_no_match). Entra (`[entra] linking`) always mandates the link.
 
 Lookups use only claims the issuer vouches for: `email` only with `email_verified: true`,
 `phone_number` only with `phone_number_verified: true`; other claims named in
@@ -193,6 +196,7 @@ class AccountLinker:
         self._accounts = accounts
         self._modes: dict[str, tuple[str, tuple[str, ...]]] = {
             t.name: (t.linking, t.lookup_attributes) for t in settings.trusted_issuers}
+        self._mandated = {t.name for t in settings.trusted_issuers if t.mandate_linked} | {ENTRA}
         if settings.entra is not None:
             self._modes[ENTRA] = (settings.entra.linking, settings.entra.lookup_attributes)
 
@@ -225,6 +229,10 @@ class AccountLinker:
             if holder == found:
                 audit_link("account.linked", found, issuer, ext, method="attribute", attribute=name)
             return await self._accounts.get(holder)
+        if issuer not in self._mandated:
+            audit("account.unmatched", issuer=issuer, subject=short_hash(f"{issuer}|{ext}"),
+                  lookup=",".join(lookup), outcome="external_subject")
+            return None
         raise InvalidRequest("The subject token is not acceptable.", reason="account_no_match",
                              detail=f"issuer={issuer} lookup={','.join(lookup)}")
 

@@ -1,7 +1,8 @@
 """ACS routes, drop-in for the ACS Authentication Server sample (CONTRACT §3, issue 5).
 
     GET|POST /api/token/teams   Bearer + teams-user-aad-token → 201 {"token","expiresOn"}
-    GET      /api/token         Bearer → 201 {"token","expiresOn","user":{"communicationUserId"}}
+    GET      /api/token         Bearer → 201 {"token","expiresOn","user":{"communicationUserId","id","rawId"}}
+                                (the Node sample's and the C# sample's shapes; the same ACS id)
     POST     /api/user          Bearer → 201 (created) | 200 (existing) {"acsUserIdentity"}
     GET      /api/user          Bearer → 200 {"acsUserIdentity"} | 404 not_found
     DELETE   /api/user          Bearer → 204 (also when there was none)
@@ -34,6 +35,12 @@ from .teams_token import check_teams_token, teams_header
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 __all__ = ["OPENAPI", "setup"]
+
+
+def user_identifier(identity: str) -> dict[str, str]:
+    """The ACS user as both ACS samples' clients read it: the Node server's
+    `{communicationUserId}` and the C# server's `CommunicationUserIdentifier` (`id`, `rawId`)."""
+    return {"communicationUserId": identity, "id": identity, "rawId": identity}
 
 
 class _Audit:
@@ -114,7 +121,7 @@ async def identity_token(request: web.Request, principal: EntraPrincipal, record
         principal.tid, principal.oid, scopes=acs.identity_scopes,
         minutes=acs.identity_token_ttl // 60, trace=record.trace)
     return _json({"token": token, "expiresOn": iso_utc(expires_on),
-                  "user": {"communicationUserId": identity}}, 201)
+                  "user": user_identifier(identity)}, 201)
 
 
 @_audited("acs.identity_create")

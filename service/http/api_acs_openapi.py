@@ -53,8 +53,10 @@ OPENAPI = {
         "responses": {
             "201": _json("ACS access token", {**_TOKEN, "required": ["token", "expiresOn", "user"],
                                               "properties": {**_TOKEN["properties"], "user": {
-                                                  "type": "object", "required": ["communicationUserId"],
-                                                  "properties": {"communicationUserId": {"type": "string"}}}}}),
+                                                  "type": "object", "required": ["communicationUserId", "id", "rawId"],
+                                                  "properties": {"communicationUserId": {"type": "string"},
+                                                                 "id": {"type": "string"},
+                                                                 "rawId": {"type": "string"}}}}}),
             **_BEARER,
             "404": {"description": "not_found: the user has no ACS identity yet", **_ERROR},
             **_DOWNSTREAM,

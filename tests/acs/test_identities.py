@@ -72,7 +72,7 @@ async def test_get_token_issues_an_acs_token_for_the_users_identity(broker, toke
     resp = await broker.get("/api/token", headers=headers)
     body = await resp.json()
     assert resp.status == 201, body
-    assert body["user"] == {"communicationUserId": identity}
+    assert body["user"] == {"communicationUserId": identity, "id": identity, "rawId": identity}
     assert resp.headers["Cache-Control"] == "no-store" and resp.headers["Pragma"] == "no-cache"
     expires = datetime.fromisoformat(body["expiresOn"].replace("Z", "+00:00"))
     assert timedelta(minutes=55) < expires - datetime.now(UTC) <= timedelta(minutes=61)

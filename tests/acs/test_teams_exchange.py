@@ -80,7 +80,9 @@ async def test_the_exchange_is_audited_and_counted_without_the_token(broker, tok
     [event] = [e for e in logs if e["event"] == "acs.teams_exchange"]
     assert (event["decision"], event["reason"], event["client_app"]) == ("allow", "ok", SPA)
     assert event["tid"] == claims(teams)["tid"] and len(event["user"]) == 12
-    assert event["acs_correlation_id"] == "audit-1" and event["latency_ms"] >= 0
+    [call] = acs.requests(operation="get_token_for_teams_user")
+    assert call["client_request_id"] == "audit-1" and event["latency_ms"] >= 0
+    assert event["acs_correlation_id"] == call["ms_cv"]             # ACS's MS-CV correlation vector
     assert teams not in str(logs) and body["token"] not in str(logs)
     metrics = await (await broker.get("/metrics")).text()
     assert ('tokenbroker_downstream_requests_total{operation="get_token_for_teams_user",outcome="ok",'
