@@ -13,6 +13,7 @@ TENANT_ID = "32f56351-9165-4d79-9c8b-af73271abdc0"
 TENANT_DOMAIN = "contoso.onmicrosoft.com"
 PARTNER_TENANT_ID = "1e30998b-2d35-4146-971c-1ff73d93ded7"
 PARTNER_TENANT_DOMAIN = "fabrikam.onmicrosoft.com"
+OTHER_TENANT_ID = "5d9c0a7e-3b1f-4c6a-8e2d-9f4b7a1c3e58"   # a third tenant, allowed by no demo config
 
 ALICE_OID = "7534753f-9276-449b-9488-06090584adce"
 ALICE_UPN = "alice@contoso.onmicrosoft.com"
@@ -23,6 +24,8 @@ BOB_NAME = "Bob Example"
 CAROL_OID = "2188f61c-e6ff-4005-98f4-ee98762eb5a3"   # partner tenant; guest in the home tenant
 CAROL_UPN = "carol@fabrikam.onmicrosoft.com"
 CAROL_NAME = "Carol Partner"
+DAVE_OID = "c3b1e2f4-7a8d-4e5f-9b6c-1d2e3f4a5b6c"    # the third tenant's user
+DAVE_UPN = "dave@northwind.onmicrosoft.com"
 
 # The broker's own API registration (accessTokenAcceptedVersion 2).
 BROKER_CLIENT_ID = "201ea455-4157-4a78-94af-e9ffba44359b"
