@@ -70,7 +70,9 @@ OPENAPI = {
                                    "or insufficient_claims with Microsoft's claims challenge in "
                                    "WWW-Authenticate (MFA / conditional access)", **_ERROR},
             "403": {"description": "insufficient_scope, access_denied (also: an app-only token), or consent_required (the user "
-                                   "or an admin has not consented to the downstream API)", **_ERROR},
+                                   "or an admin has not consented to the downstream API, or the broker app is not "
+                                   "provisioned in the user's tenant; the body adds consent_url, that tenant's "
+                                   "admin-consent link)", **_ERROR},
             "404": {"description": "not_found: no such downstream (after authentication)", **_ERROR},
             "502": {"description": "Entra refused the broker's own credential, or answered oddly",
                     **_ERROR},
