@@ -1,4 +1,5 @@
-"""`python -m emulators entra [--host H] [--port P] [--pki DIR] [--seed FILE]` — TEST ONLY.
+"""`python -m emulators entra [--host H] [--port P] [--pki DIR] [--seed FILE] [--token-lifetime S]
+[--lifetime-seed N]` — TEST ONLY. The signing key is kept in DIR, so its `kid` survives restarts.
 
 Prints one JSON line `{"event": "server.started", "port", "url", "ca_bundle", "tenant_id"}`.
 """
@@ -20,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--pki", default=None, help="CA/server certificate directory (created if missing)")
     parser.add_argument("--seed", default=None, help="seed JSON (default: the demo seed)")
-    parser.add_argument("--token-lifetime", type=int, default=3600)
+    parser.add_argument("--token-lifetime", type=int, default=None,
+                        help="fixed access-token lifetime in seconds (default: 60-90 minutes, like Entra)")
+    parser.add_argument("--lifetime-seed", type=int, default=None, help="seed of the lifetime variation")
     args = parser.parse_args(argv)
     pki_dir = Path(args.pki) if args.pki else Path(tempfile.mkdtemp(prefix="entra-emulator-"))
 
@@ -28,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return create_app(EntraConfig(base_url=base_url, seed=args.seed,
                                       keys_path=pki_dir / "entra-signing.key",
                                       access_token_lifetime=args.token_lifetime,
+                                      lifetime_seed=args.lifetime_seed,
                                       ca_bundle=str(pki_dir / "ca.pem")))
 
     return run_forever(make_app, name="entra", host=args.host, port=args.port, pki_dir=pki_dir,
