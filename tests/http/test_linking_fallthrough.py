@@ -14,26 +14,13 @@ from service.grants.linking import Accounts
 from service.grants.subject_tokens import Subject
 from service.settings import load_settings_file
 from service.typedefs import STORE
+from tests.http.test_account_linking import TOML as BASE_TOML
 from tests.http.test_account_linking import claims_of, exchange, idp, idp_token, write_config
 
-TOML = f"""
-[server]
-public_url = "http://broker.test"
-
-[issuer]
-keys_dir = "keys"
-
-[store]
-url = "sqlite:///state.db"
-{idp("partner", "link_by_attribute", '["email", "employee_id"]')}{idp("strict", "link_by_attribute", '["email"]')}mandate_linked = true
-
-[[clients]]
-client_id = "portal"
-client_secret = "portal-secret"
-allowed_issuers = ["partner", "strict"]
-allowed_audiences = ["dashboard"]
-allowed_scopes = ["read"]
-"""
+STRICT = idp("strict", "link_by_attribute", '["email"]') + "mandate_linked = true\n"
+# test_account_linking's config ("partner": link_by_attribute on email, then employee_id), plus "strict"
+TOML = BASE_TOML.replace("[[clients]]", STRICT + "\n[[clients]]").replace(
+    '"partner", "self"]', '"partner", "strict", "self"]')
 
 
 @pytest.fixture(name="client")
