@@ -111,8 +111,8 @@ async def acs_pipeline(request: web.Request, handler: Handler) -> web.StreamResp
         entry.update(request[TEAMS])
     entry["status"] = resp.status
     entry["ms_cv"] = resp.headers["MS-CV"] = f"{secrets.token_urlsafe(16)[:22]}.0"   # correlation vector
-    if client_request_id and request.headers.get("x-ms-return-client-request-id", "").lower() == "true":
-        resp.headers["x-ms-client-request-id"] = client_request_id
+    if client_request_id:   # the service echoes it (recorded answers carry it on every status)
+        resp.headers["x-ms-client-request-id"] = client_request_id[:200]
     return resp
 
 

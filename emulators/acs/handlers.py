@@ -1,4 +1,13 @@
-"""The six ACS Identity operations of api-version 2023-10-01 (notes/acs.md §1, §6). TEST ONLY."""
+"""The six ACS Identity operations of api-version 2023-10-01 (notes/acs.md §1, §6). TEST ONLY.
+
+The Teams exchange answers with the codes the service was recorded answering (the
+azure-sdk-for-js communication-identity test recordings): a missing, invalid or expired Teams
+token is 401 `InvalidAccessToken` ("Provided access token is not valid."); a missing
+`appId`/`userId` is 400 `ValidationError` with `target` `AppId`/`UserId` ("... field is
+required."), one that does not match the token 400 `ValidationError` with `target`
+`appId`/`userId` ("Provided AppId has invalid format."). A token without both Teams scopes is
+also `InvalidAccessToken` (inferred: no recording shows that case).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +21,7 @@ from .entra_check import TEAMS_AUDIENCES, EntraTokenError, verify
 from .keys import ENTRA_KEYS, STATE, TEAMS
 
 TEAMS_SCOPES = ("Teams.ManageCalls", "Teams.ManageChats")
+INVALID_TOKEN = "Provided access token is not valid."
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None,
@@ -112,24 +122,24 @@ async def exchange_teams_token(request: web.Request) -> web.Response:
     body = await _json(request, optional=False)
     fields = {k: body.get(k) for k in ("token", "appId", "userId")}
     if not isinstance(fields["token"], str) or not fields["token"]:   # the service: 401, not 400
-        raise BadRequest("InvalidAccessToken", "The Teams user's Entra token is missing or empty.", status=401)
-    missing = [k for k, v in fields.items() if not isinstance(v, str) or not v]
-    if missing:
-        raise BadRequest("ValidationError", f"Missing or empty: {', '.join(missing)}.", target=missing[0])
+        raise BadRequest("InvalidAccessToken", INVALID_TOKEN, status=401)
+    for name, field in (("AppId", "appId"), ("UserId", "userId")):   # the service's own spelling
+        if not isinstance(fields[field], str) or not fields[field]:
+            raise BadRequest("ValidationError", f"{name}: The {name} field is required.", target=name)
     state = request.app[STATE]
     try:
         claims = await verify(request.app[ENTRA_KEYS], fields["token"], audiences=TEAMS_AUDIENCES,
                               now=state.config.clock())
     except EntraTokenError as e:
-        raise BadRequest("InvalidAccessToken", f"The Teams user's Entra token is refused: {e}", status=401) from e
+        raise BadRequest("InvalidAccessToken", f"{INVALID_TOKEN} {e}", status=401) from e
     scp = str(claims.get("scp", "")).split()
-    if not all(s in scp for s in TEAMS_SCOPES):
-        raise BadRequest("Forbidden", "The Entra token must carry both Teams.ManageCalls and Teams.ManageChats.",
-                         status=403)
+    if not all(s in scp for s in TEAMS_SCOPES):   # both are required to exchange (inferred code)
+        raise BadRequest("InvalidAccessToken", f"{INVALID_TOKEN} Teams.ManageCalls and Teams.ManageChats "
+                         "are both required.", status=401)
     if fields["appId"] != (claims.get("azp") or claims.get("appid")):
-        raise BadRequest("AppIdMismatch", "appId does not match the Entra token's application.")
+        raise BadRequest("ValidationError", "Provided AppId has invalid format.", target="appId")
     if fields["userId"] != claims.get("oid"):
-        raise BadRequest("UserIdMismatch", "userId does not match the Entra token's user (oid).")
+        raise BadRequest("ValidationError", "Provided UserId has invalid format.", target="userId")
     request[TEAMS] = {"app_id": fields["appId"], "oid": claims.get("oid"), "tid": claims.get("tid")}
     return web.json_response(tokens.issue_for_teams_user(state, str(claims["oid"]), int(claims["exp"])))
 

@@ -4,7 +4,8 @@ ACS answers 401 both for the broker's own credentials (a bad HMAC signature or b
 on the Teams exchange, for a refused Teams token; the status alone cannot tell them apart.
 We decide by `error.code`: `CREDENTIAL_CODES` name the broker's credentials (the emulator and,
 as far as is known, real ACS say `Denied`), every other 400/401/403 code on the Teams exchange
-names the Teams token (e.g. `InvalidAccessToken`, `AppIdMismatch`, `UserIdMismatch`).
+names the Teams token (real ACS: 401 `InvalidAccessToken`, 400 `ValidationError` with `target`
+`appId`/`userId`).
 Ambiguity, documented: should real ACS refuse a bad key with an unlisted code on the Teams
 exchange, the client would see 400 `invalid_teams_token` instead of a 502 — the broker checks
 the Teams token locally first, so that answer would be rare and still logged with the code.

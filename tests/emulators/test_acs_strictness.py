@@ -44,10 +44,10 @@ def test_a_teams_exchange_without_user_id_names_the_field(acs, entra_emulator):
     finally:
         close(client)
     assert (err.value.status_code, err.value.error.code, err.value.error.target) == (400, "ValidationError",
-                                                                                       "userId")
+                                                                                       "UserId")
 
 
-def test_every_answer_carries_an_ms_cv_correlation_vector(acs):
+def test_every_answer_carries_an_ms_cv_correlation_vector_and_echoes_the_request_id(acs):
     seen: list[str] = []
     client = sync_client(acs)
     try:
@@ -59,6 +59,14 @@ def test_every_answer_carries_an_ms_cv_correlation_vector(acs):
         close(client)
     assert len(seen) == 2 and len(set(seen)) == 2 and all(cv.endswith(".0") for cv in seen)
     assert [e["ms_cv"] for e in acs.requests()] == seen
+    client = sync_client(acs)
+    try:
+        echoed: list[str] = []
+        client.create_user(headers={"x-ms-client-request-id": "cr-7"},
+                           raw_response_hook=lambda r: echoed.append(r.http_response.headers["x-ms-client-request-id"]))
+    finally:
+        close(client)
+    assert echoed == ["cr-7"]
 
 
 def test_api_versions_are_accepted_per_route(acs, entra_emulator):

@@ -45,26 +45,26 @@ async def test_a_teams_token_is_exchanged_and_expires_with_the_entra_token(acs, 
     assert token not in str(acs.requests())
 
 
-async def test_an_app_id_other_than_the_tokens_app_is_app_id_mismatch(acs, acs_client, entra_emulator):
+async def test_an_app_id_other_than_the_tokens_app_is_a_validation_error_on_app_id(acs, acs_client, entra_emulator):
     token, claims = _teams_token(entra_emulator)
     with pytest.raises(HttpResponseError) as err:
         await acs_client("get_token_for_teams_user", token, "00000000-0000-0000-0000-000000000001", claims["oid"])
-    assert (err.value.status_code, err.value.error.code) == (400, "AppIdMismatch")
+    assert (err.value.status_code, err.value.error.code, err.value.error.target) == (400, "ValidationError", "appId")
 
 
-async def test_a_user_id_other_than_the_tokens_oid_is_user_id_mismatch(acs, acs_client, entra_emulator):
+async def test_a_user_id_other_than_the_tokens_oid_is_a_validation_error_on_user_id(acs, acs_client, entra_emulator):
     token, claims = _teams_token(entra_emulator)
     with pytest.raises(HttpResponseError) as err:
         await acs_client("get_token_for_teams_user", token, _app(claims), "00000000-0000-0000-0000-000000000002")
-    assert (err.value.status_code, err.value.error.code) == (400, "UserIdMismatch")
+    assert (err.value.status_code, err.value.error.code, err.value.error.target) == (400, "ValidationError", "userId")
 
 
 @pytest.mark.parametrize("scopes", [["Teams.ManageCalls"], ["Teams.ManageChats"]])
-async def test_a_token_without_both_teams_scopes_is_forbidden(acs, acs_client, entra_emulator, scopes):
+async def test_a_token_without_both_teams_scopes_is_an_invalid_access_token(acs, acs_client, entra_emulator, scopes):
     token, claims = _teams_token(entra_emulator, scopes=scopes)
     with pytest.raises(HttpResponseError) as err:
         await acs_client("get_token_for_teams_user", token, _app(claims), claims["oid"])
-    assert err.value.status_code == 403 and err.value.error.code == "Forbidden"
+    assert err.value.status_code == 401 and err.value.error.code == "InvalidAccessToken"
 
 
 async def test_a_token_for_another_audience_is_refused_with_401(acs, acs_client, entra_emulator):
