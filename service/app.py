@@ -22,6 +22,7 @@ from .downstream.acs import AcsClient
 from .downstream.acs_identities import AcsIdentities
 from .downstream.entra_credentials import load_broker_credential
 from .downstream.entra_obo import EntraOboClient
+from .downstream.redis_entra import redis_credential_provider
 from .downstream.sealing import SealingKeys
 from .downstream.shared_cache import SharedTier
 from .errors import ConfigurationError
@@ -102,18 +103,32 @@ async def _entra_validation(app: web.Application) -> AsyncIterator[None]:
     await jwks.close()
 
 
+async def _redis_options(app: web.Application) -> dict[str, Any]:
+    """TLS CAs, `store.password` and the Entra ID credential provider of a Redis store."""
+    settings = app[SETTINGS]
+    store = settings.store
+    options: dict[str, Any] = {"ca_bundle": settings.tls.ca_bundle, "password": store.password.reveal()}
+    if store.entra_auth:
+        broker = None if store.managed_identity else await _broker_credential(app)
+        options["credential_provider"] = redis_credential_provider(
+            store, settings.entra, ca_bundle=settings.tls.ca_bundle, broker=broker)
+    return options
+
+
 async def _store(app: web.Application) -> AsyncIterator[None]:
     """The state store (ACS identity map, refresh tokens, revocations, replay cache, ...)."""
     settings, overrides = app[SETTINGS], app[OVERRIDES]
     store = overrides.get("store")
     if store is None:
         base = settings.config_path.parent if settings.config_path else Path.cwd()
+        options = await _redis_options(app) if settings.store.is_redis else {}
         store = open_store(settings.store.url, clock=app[CLOCK], base_dir=base,
-                           dev=bool(overrides.get("dev")))
+                           dev=bool(overrides.get("dev")), **options)
         if not await store.ping():
             await store.close()
+            why = getattr(store, "last_error", "")
             raise ConfigurationError([f"store.url: the store at {settings.store.url.split('@')[-1]} "
-                                      "does not answer"])
+                                      "does not answer" + (f" ({why})" if why else "")])
     app[STORE] = store
     app[READY_CHECKS]["store"] = store.ping
     yield
