@@ -33,6 +33,7 @@ test: install system-deps
 
 lint: install
 	$(BIN)/ruff check service emulators minimal_client tests
+	$(BIN)/hadolint Dockerfile
 
 bench: install
 	$(BIN)/python -m bench | tee bench/RESULTS.md.new && mv bench/RESULTS.md.new bench/RESULTS.md
