@@ -29,7 +29,7 @@ import redis
 from emulators.entra import demo
 from tests.acs.conftest import SPA, TEAMS_RESOURCE, TEAMS_SCOPES, settings_toml
 from tests.obo.conftest import JWT_BEARER, portal_token
-from tests.support.serve_process import WAIT, ServeProcess
+from tests.support.serve_process import WAIT, ServeProcess, delete_prefix
 
 REDIS = "redis://127.0.0.1:6379/11"
 TEAMS = "get_token_for_teams_user"
@@ -39,13 +39,7 @@ TEAMS = "get_token_for_teams_user"
 def _prefix():
     prefix = f"tokenbroker-shared-caches:{uuid.uuid4().hex}:"
     yield prefix
-    client = redis.Redis.from_url(REDIS)
-    try:
-        names = list(client.scan_iter(match=prefix + "*", count=500))
-        if names:
-            client.delete(*names)
-    finally:
-        client.close()
+    delete_prefix(REDIS, prefix)
 
 
 @pytest.fixture(name="trio", scope="module")

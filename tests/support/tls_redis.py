@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 import redis
 
 from emulators.pki import Pki
-from tests.support.serve_process import WAIT, free_port
+from tests.support.serve_process import WAIT, free_port, wait_until_serving
 
 
 class TlsRedis:
@@ -37,12 +36,7 @@ class TlsRedis:
         conf.write_text("\n".join(lines) + "\n")
         self.proc = subprocess.Popen(["redis-server", str(conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + WAIT
-        while not self._answers():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"TLS redis-server on port {self.port} did not start")
-            time.sleep(0.05)
+        wait_until_serving(self, f"TLS redis-server on port {self.port}")
 
     def url(self, user: str = "", password: str = "", *, prefix: str = "") -> str:
         auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "") + "@" if user else ""
