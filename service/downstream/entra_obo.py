@@ -94,7 +94,7 @@ class EntraOboClient:
         scopes = tuple(downstream.scopes)
         key = f"{caller.token_hash}|{caller.tid}|{' '.join(scopes)}"
         outcome = _Outcome()
-        note: dict = {}
+        note: dict[str, bool] = {}
         started = time.perf_counter()
         hit = self._cache.get(key) is not None
 

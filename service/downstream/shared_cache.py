@@ -45,7 +45,7 @@ log = get_logger("tokenbroker.downstream.shared_cache")
 
 LOCK_TTL = 3.0        # seconds; renewed every LOCK_TTL/3 while the winner's call runs
 POLL = 0.05           # how often a waiting replica looks for the winner's entry
-OP_TIMEOUT = 1.0      # one Redis operation of the cache; slower counts as unavailable
+OP_TIMEOUT = 2.0      # one Redis operation of the cache; slower counts as unavailable
 BREAKER = 5.0         # seconds the tier stays out of the way after a failure
 
 
@@ -112,7 +112,7 @@ class TwoLevelCache(Generic[V]):
         self.local.invalidate(key)
 
     async def get_or_create(self, key: str, factory: Callable[[], Awaitable[V]],
-                            ttl_fn: Callable[[V], float], *, note: dict | None = None) -> V:
+                            ttl_fn: Callable[[V], float], *, note: dict[str, Any] | None = None) -> V:
         """`note["shared"] = True` when this caller's value came from another replica."""
         async def through() -> V:
             return await self._through(key, factory, ttl_fn, note if note is not None else {})
@@ -126,7 +126,7 @@ class TwoLevelCache(Generic[V]):
         return self._tier
 
     async def _through(self, key: str, factory: Callable[[], Awaitable[V]],
-                       ttl_fn: Callable[[V], float], note: dict) -> V:
+                       ttl_fn: Callable[[V], float], note: dict[str, Any]) -> V:
         tier = self._tier
         if tier is None or not tier.available:
             return await factory()
