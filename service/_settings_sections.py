@@ -11,6 +11,7 @@ import binascii
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from service._settings_access import LINKING
 from service._settings_checks import Checks, origin_problem, resource_of, url_problem
@@ -215,8 +216,10 @@ def build_store(raw: Any, c: Checks) -> StoreSettings:
     for key in ("password", "entra_auth"):
         if v[key] and not redis:
             c.add(f"store.{key}", "only with a redis:// or rediss:// store.url")
-    if v["entra_auth"] and v["password"]:
-        c.add("store.entra_auth", "excludes store.password (Entra ID tokens are the password)")
+    url_has_credentials = redis and "@" in urlsplit(v["url"]).netloc
+    if v["entra_auth"] and (v["password"] or url_has_credentials):
+        c.add("store.entra_auth", "excludes store.password and a user or password in store.url "
+              "(the Entra token is the password, its oid the user)")
     if v["managed_identity"] and not v["entra_auth"]:
         c.add("store.managed_identity", "only with store.entra_auth = true")
     if v["managed_identity_client_id"]:

@@ -60,3 +60,9 @@ def test_memory_and_sqlite_stores_need_no_key_and_refuse_redis_only_keys():
 def test_a_user_assigned_identity_needs_managed_identity_and_a_guid():
     found = problems(REDIS_TOML + f'encryption_key = "{TEST_ENCRYPTION_KEY}"\nmanaged_identity_client_id = "x"\n')
     assert {p.split(":")[0] for p in found} == {"store.managed_identity_client_id"} and len(found) == 2
+
+
+def test_entra_auth_refuses_credentials_in_the_url():
+    found = problems('[store]\nurl = "rediss://user:pw@cache.example:6380/0"\n'
+                     f'encryption_key = "{TEST_ENCRYPTION_KEY}"\nentra_auth = true\nmanaged_identity = true\n')
+    assert [p.split(":")[0] for p in found] == ["store.entra_auth"]
