@@ -96,7 +96,7 @@ class TwoLevelCache(Generic[V]):
     def __init__(self, local: SingleFlightCache[V], tier: SharedTier | None, codec: Codec[V], *,
                  namespace: str, wait: float) -> None:
         self.local = local
-        self.name = local.name
+        self.name = namespace                  # metrics: cache="<namespace>_shared"
         self._tier = tier
         self._codec = codec
         self._ns = namespace
