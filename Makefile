@@ -14,9 +14,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# System packages the tests need (Chromium for the browser tests); installed when
+# System packages the tests need (Chromium for the browser tests, redis-server for the
+# throwaway TLS/ACL Redis instances); installed when
 # missing and we are allowed to (root), otherwise the browser tests say why they cannot run.
 system-deps:
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's redis-server (TLS/ACL test instances)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
+	      || echo "WARNING: could not install redis-server"; \
+	  else echo "WARNING: redis-server missing and cannot be installed (not root)"; fi; \
+	fi
 	@if ! command -v chromium >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing Debian's chromium for the browser tests"; \
@@ -33,6 +41,7 @@ test: install system-deps
 
 lint: install
 	$(BIN)/ruff check service emulators minimal_client tests
+	$(BIN)/hadolint Dockerfile
 
 bench: install
 	$(BIN)/python -m bench | tee bench/RESULTS.md.new && mv bench/RESULTS.md.new bench/RESULTS.md

@@ -250,9 +250,24 @@ def mask_url(url: str) -> str:
 @dataclass(frozen=True)
 class StoreSettings:
     url: str = field(default="memory://", repr=False)
+    encryption_key: Secret = field(default_factory=Secret)      # base64 of 32 bytes (AES-256-GCM)
+    previous_encryption_keys: tuple[Secret, ...] = ()           # still read during a rotation
+    password: Secret = field(default_factory=Secret)            # instead of the URL's password
+    entra_auth: bool = False                                    # Azure Cache for Redis + Entra ID
+    managed_identity: bool = False                              # entra_auth with the managed identity
+    managed_identity_client_id: str = ""                        # user-assigned; "" = system-assigned
+
+    def __post_init__(self) -> None:
+        _secret(self, "encryption_key", "password")
+        _freeze(self, "previous_encryption_keys",
+                tuple(k if isinstance(k, Secret) else Secret(k) for k in self.previous_encryption_keys))
+
+    @property
+    def is_redis(self) -> bool:
+        return self.url.lower().startswith(("redis://", "rediss://"))
 
     def __repr__(self) -> str:
-        return f"StoreSettings(url={mask_url(self.url)!r})"
+        return f"StoreSettings(url={mask_url(self.url)!r}, entra_auth={self.entra_auth})"
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,9 @@ SCHEMA: dict[str, Schema] = {
         "refresh_tokens": (BOOL, False), "access_token_ttl": (INT, 0), "token_format": (STR, "jwt"),
         "federated_identities": (FED_IDS, []),
     },
-    "store": {"url": (STR, "memory://")},
+    "store": {"url": (STR, "memory://"), "encryption_key": (STR, ""), "previous_encryption_keys": (STRS, []),
+              "password": (STR, ""), "entra_auth": (BOOL, False), "managed_identity": (BOOL, False),
+              "managed_identity_client_id": (STR, "")},
     "cors": {"allowed_origins": (STRS, [])},
     "throttle": {"max_failures": (INT, 0), "window": (INT, 60), "lockout": (INT, 60)},
 }
@@ -68,7 +70,8 @@ SCHEMA: dict[str, Schema] = {
 NAMED_TABLES = {"obo"}                                        # [obo.<name>]
 ARRAYS = {"trusted_issuers": "name", "clients": "client_id"}  # [[section]] -> the key naming an entry
 SECRET_KEYS = {("entra", "client_secret"), ("acs", "access_key"), ("acs", "connection_string"),
-               ("trusted_issuers", "secret"), ("clients", "client_secret")}
+               ("trusted_issuers", "secret"), ("clients", "client_secret"),
+               ("store", "encryption_key"), ("store", "previous_encryption_keys"), ("store", "password")}
 
 
 def entry_path(section: str, entry: Mapping[str, Any], index: int) -> str:

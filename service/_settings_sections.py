@@ -6,9 +6,12 @@ cross-key rules of CONTRACT §2 and returns the frozen dataclass, reporting prob
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from service._settings_access import LINKING
 from service._settings_checks import Checks, origin_problem, resource_of, url_problem
@@ -200,7 +203,37 @@ def build_store(raw: Any, c: Checks) -> StoreSettings:
     v = _read(raw, "store", c)
     if not v["url"].lower().startswith(STORE_SCHEMES):
         c.add("store.url", "must start with memory://, sqlite:///, redis:// or rediss://")
+    redis = v["url"].lower().startswith(("redis://", "rediss://"))
+    if redis and not v["encryption_key"]:
+        c.add("store.encryption_key", "required with a Redis store (it encrypts the shared token caches): "
+              "base64 of 32 random bytes, e.g. from `openssl rand -base64 32`, or set "
+              "TOKENBROKER_STORE__ENCRYPTION_KEY")
+    keys = [("store.encryption_key", v["encryption_key"])] if v["encryption_key"] else []
+    keys += [(f"store.previous_encryption_keys[{i}]", k) for i, k in enumerate(v["previous_encryption_keys"])]
+    for key, value in keys:
+        if not _aes256_key(value):
+            c.add(key, "must be the base64 of exactly 32 bytes")
+    for key in ("password", "entra_auth"):
+        if v[key] and not redis:
+            c.add(f"store.{key}", "only with a redis:// or rediss:// store.url")
+    url_has_credentials = redis and "@" in urlsplit(v["url"]).netloc
+    if v["entra_auth"] and (v["password"] or url_has_credentials):
+        c.add("store.entra_auth", "excludes store.password and a user or password in store.url "
+              "(the Entra token is the password, its oid the user)")
+    if v["managed_identity"] and not v["entra_auth"]:
+        c.add("store.managed_identity", "only with store.entra_auth = true")
+    if v["managed_identity_client_id"]:
+        if not v["managed_identity"]:
+            c.add("store.managed_identity_client_id", "only with store.managed_identity = true")
+        c.guid("store.managed_identity_client_id", v["managed_identity_client_id"])
     return StoreSettings(**v)
+
+
+def _aes256_key(text: str) -> bool:
+    try:
+        return len(base64.b64decode(text.strip(), validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
 
 
 def build_cors(raw: Any, c: Checks) -> CorsSettings:

@@ -1,8 +1,8 @@
 """The app factory: `create_app(settings)` builds the whole broker.
 
 Everything with a lifetime is a `cleanup_ctx`, in dependency order (only the steps that
-started are torn down): outgoing HTTP session → JWKS cache and validators → store →
-keyring and issuer → downstream clients.
+started are torn down): outgoing HTTP session → JWKS cache and validators → store → shared
+downstream cache (Redis) → keyring and issuer → downstream clients.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from .downstream.acs import AcsClient
 from .downstream.acs_identities import AcsIdentities
 from .downstream.entra_credentials import load_broker_credential
 from .downstream.entra_obo import EntraOboClient
+from .downstream.redis_entra import redis_credential_provider
+from .downstream.sealing import SealingKeys
+from .downstream.shared_cache import SharedTier
 from .errors import ConfigurationError
 from .grants import TokenService
 from .http.middlewares import MIDDLEWARES
@@ -47,6 +50,7 @@ from .typedefs import (
     READY_CHECKS,
     RELOAD_HOOKS,
     SETTINGS,
+    SHARED_CACHE,
     STORE,
     TOKEN_ISSUER,
     Clock,
@@ -99,22 +103,45 @@ async def _entra_validation(app: web.Application) -> AsyncIterator[None]:
     await jwks.close()
 
 
+async def _redis_options(app: web.Application) -> dict[str, Any]:
+    """TLS CAs, `store.password` and the Entra ID credential provider of a Redis store."""
+    settings = app[SETTINGS]
+    store = settings.store
+    options: dict[str, Any] = {"ca_bundle": settings.tls.ca_bundle, "password": store.password.reveal()}
+    if store.entra_auth:
+        broker = None if store.managed_identity else await _broker_credential(app)
+        options["credential_provider"] = redis_credential_provider(
+            store, settings.entra, ca_bundle=settings.tls.ca_bundle, broker=broker)
+    return options
+
+
 async def _store(app: web.Application) -> AsyncIterator[None]:
     """The state store (ACS identity map, refresh tokens, revocations, replay cache, ...)."""
     settings, overrides = app[SETTINGS], app[OVERRIDES]
     store = overrides.get("store")
     if store is None:
         base = settings.config_path.parent if settings.config_path else Path.cwd()
+        options = await _redis_options(app) if settings.store.is_redis else {}
         store = open_store(settings.store.url, clock=app[CLOCK], base_dir=base,
-                           dev=bool(overrides.get("dev")))
+                           dev=bool(overrides.get("dev")), **options)
         if not await store.ping():
             await store.close()
+            why = getattr(store, "last_error", "")
             raise ConfigurationError([f"store.url: the store at {settings.store.url.split('@')[-1]} "
-                                      "does not answer"])
+                                      "does not answer" + (f" ({why})" if why else "")])
     app[STORE] = store
     app[READY_CHECKS]["store"] = store.ping
     yield
     await store.close()
+
+
+async def _shared_cache(app: web.Application) -> AsyncIterator[None]:
+    """With a Redis store: the encrypted Redis level of the OBO and Teams token caches."""
+    store = app[SETTINGS].store
+    app[SHARED_CACHE] = None
+    if store.is_redis and store.encryption_key:
+        app[SHARED_CACHE] = SharedTier(app[STORE], SealingKeys.from_settings(store), metrics=app[METRICS])
+    yield
 
 
 async def _issuing(app: web.Application) -> AsyncIterator[None]:
@@ -169,7 +196,7 @@ async def _obo_client(app: web.Application) -> AsyncIterator[None]:
     if settings.entra is not None and settings.obo:
         credential = await _broker_credential(app)
         app[OBO_CLIENT] = EntraOboClient(settings.entra, settings.obo, app[HTTP], credential,
-                                         metrics=app[METRICS], clock=app[CLOCK])
+                                         metrics=app[METRICS], clock=app[CLOCK], shared=app[SHARED_CACHE])
     yield
 
 
@@ -182,7 +209,8 @@ async def _acs_client(app: web.Application) -> AsyncIterator[None]:
         if not (acs.access_key or acs.connection_string or acs.managed_identity) and entra is not None:
             broker = await _broker_credential(app)
         client = app[OVERRIDES].get("acs_client") or AcsClient.from_settings(
-            acs, entra, app[HTTP], broker=broker, metrics=app[METRICS], clock=app[CLOCK])
+            acs, entra, app[HTTP], broker=broker, metrics=app[METRICS], clock=app[CLOCK],
+            shared=app[SHARED_CACHE])
         app[ACS_CLIENT] = client
         app[ACS_IDENTITIES] = AcsIdentities(client, AcsIdentityMap(app[STORE]), metrics=app[METRICS])
         yield
@@ -209,6 +237,7 @@ def create_app(settings: Settings, *, overrides: Mapping[str, Any] | None = None
     app.cleanup_ctx.append(_http_session)
     app.cleanup_ctx.append(_entra_validation)
     app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_shared_cache)
     app.cleanup_ctx.append(_issuing)
     app.cleanup_ctx.append(_grants)
     app.cleanup_ctx.append(_obo_client)

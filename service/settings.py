@@ -101,6 +101,9 @@ def load_settings(toml_text: str, environ: Mapping[str, str], *, base_dir: Path,
     check_issuer_urls(issuers, settings.server.public_url, checks)
     if settings.obo and not _has_obo_credential(entra):
         checks.add("obo", "[obo.*] needs [entra] with client_secret, client_certificate or federated_token_file")
+    if settings.store.entra_auth and not settings.store.managed_identity and not _has_obo_credential(entra):
+        checks.add("store.entra_auth", "needs store.managed_identity = true or [entra] with client_secret, "
+                   "client_certificate or federated_token_file (the broker's own credential)")
     if checks.problems:
         raise ConfigurationError(checks.problems)
     return settings
@@ -131,7 +134,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Secret):
         return MASK if value else ""
     if isinstance(value, StoreSettings):
-        return {"url": mask_url(value.url)}
+        return {"url": mask_url(value.url), **{f.name: _plain(getattr(value, f.name))
+                                               for f in dataclasses.fields(value) if f.name != "url"}}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):

@@ -32,4 +32,5 @@ TOKEN_ISSUER: web.AppKey[Any] = web.AppKey("token_issuer")
 ACS_CLIENT: web.AppKey[Any] = web.AppKey("acs_client")  # service.downstream.acs.AcsClient
 ACS_IDENTITIES: web.AppKey[Any] = web.AppKey("acs_identities")  # downstream.acs_identities.AcsIdentities
 OBO_CLIENT: web.AppKey[Any] = web.AppKey("obo_client")
+SHARED_CACHE: web.AppKey[Any] = web.AppKey("shared_cache")  # downstream.shared_cache.SharedTier | None
 GRANTS: web.AppKey[Any] = web.AppKey("grants")  # service.grants.TokenService

@@ -13,6 +13,7 @@ import pytest
 
 from service.grants.linking import Accounts
 from service.storage import open_store
+from tests.support.store_keys import STORE_KEY_LINE
 
 ROOT = Path(__file__).resolve().parents[1]
 TENANT = "32f56351-9165-4d79-9c8b-af73271abdc0"
@@ -23,6 +24,7 @@ def config_toml(store_url: str) -> str:
     return f"""
 [store]
 url = "{store_url}"
+{STORE_KEY_LINE}
 
 [entra]
 tenant_id = "{TENANT}"

@@ -20,7 +20,6 @@ import uuid
 
 import jwt
 import pytest
-import redis
 
 from emulators.entra import demo
 from service.app import create_app
@@ -29,7 +28,7 @@ from service.settings import load_settings
 from service.typedefs import STORE
 from tests.acs.conftest import Tokens, settings_toml
 from tests.http.token_support import BASE_TOML, basic, exchange_form, partner_token
-from tests.support.serve_process import WAIT, RedisServer, ServeProcess
+from tests.support.serve_process import WAIT, RedisServer, ServeProcess, delete_prefix
 
 REDIS = "redis://127.0.0.1:6379/11"
 BROKER_AUD = "https://broker.example"
@@ -94,13 +93,7 @@ def _store_url():
     """A key prefix of this test's own on the shared Redis, deleted afterwards."""
     prefix = f"tokenbroker-replicas:{uuid.uuid4().hex}:"
     yield f"{REDIS}?prefix={prefix}"
-    client = redis.Redis.from_url(REDIS)
-    try:
-        names = list(client.scan_iter(match=prefix + "*", count=500))
-        if names:
-            client.delete(*names)
-    finally:
-        client.close()
+    delete_prefix(REDIS, prefix)
 
 
 @pytest.fixture(name="replicas")

@@ -470,14 +470,16 @@ def test_obo_scopes_for_one_resource_may_include_oidc_scopes(load):
 # --- secrets, immutability, direct construction ---------------------------------------------
 
 SECRETS = ["entra-secret-value", "a2V5LXZhbHVl", "endpoint=https://r.example/;accesskey=Y3MtdmFsdWU=",
-           "trusted-secret-value-0123456789abcdef", "client-secret-value", "redis-password"]
+           "trusted-secret-value-0123456789abcdef", "client-secret-value", "redis-password",
+           "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]
 
 
 def test_secrets_never_appear_in_repr_str_or_describe(load):
     s = load(entra(client_secret=SECRETS[0]) + acs(access_key=SECRETS[1])
              + trusted(name="hs", jwks_uri="", secret=SECRETS[3], algorithms=["HS256"])
              + client(client_secret=SECRETS[4])
-             + f'[store]\nurl = "redis://user:{SECRETS[5]}@127.0.0.1:6379/0"\n')
+             + f'[store]\nurl = "redis://user:{SECRETS[5]}@127.0.0.1:6379/0"\n'
+             + f'encryption_key = "{SECRETS[6]}"\nprevious_encryption_keys = ["{SECRETS[6]}"]\n')
     view = json.dumps(describe(s))
     for text in (repr(s), str(s), view):
         for secret in SECRETS[:2] + SECRETS[3:]:

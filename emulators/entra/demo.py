@@ -65,6 +65,10 @@ GRAPH_APP_ID_URI = "https://graph.microsoft.com"
 ACS_DATA_PLANE_APP_ID = "90ca7354-b4d8-457a-8d12-dd2765f71258"
 ACS_DATA_PLANE_APP_ID_URI = "https://communication.azure.com"
 
+# Azure Cache for Redis (Entra authentication of the broker's Redis connections). Emulator-chosen id.
+REDIS_APP_ID = "3c1f4b1e-6b55-4f0e-9a43-5d2f8a7d21c9"
+REDIS_APP_ID_URI = "https://redis.azure.com"
+
 # Managed identities (GET /msi/token, App Service shape: IDENTITY_ENDPOINT + IDENTITY_HEADER).
 MANAGED_IDENTITY_CLIENT_ID = "ff7ddd81-051c-42e2-bfbb-fb87ecc99c19"        # system-assigned (default)
 USER_ASSIGNED_IDENTITY_CLIENT_ID = "29cd8b0e-5762-408d-b779-3c8f4597b112"  # user-assigned

@@ -38,6 +38,7 @@ from .acs_auth import AcsAuth, build_auth
 from .acs_errors import TEAMS_EXCHANGE, classify, map_error
 from .cache import SingleFlightCache
 from .retry import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, call_with_deadline
+from .shared_cache import Codec, SharedTier, two_level
 
 T = TypeVar("T")
 log = get_logger("tokenbroker.downstream.acs")
@@ -87,10 +88,18 @@ def teams_cache_ttl(expires_on: datetime, now: float) -> float:
     return lifetime - min(TEAMS_CACHE_MARGIN, lifetime / 2)
 
 
+TeamsEntry = tuple[str, datetime, str | None]     # (ACS token, expiresOn, ACS correlation id)
+TEAMS_CODEC: Codec[TeamsEntry] = Codec(
+    dump=lambda v: {"t": v[0], "e": v[1].timestamp(), "c": v[2]},
+    load=lambda d: (str(d["t"]), datetime.fromtimestamp(float(d["e"]), UTC),
+                    None if d.get("c") is None else str(d["c"])))
+
+
 class AcsClient:
     def __init__(self, acs: AcsSettings, auth: AcsAuth, session: aiohttp.ClientSession, *,
                  metrics: Any = None, policy: RetryPolicy = DEFAULT_POLICY,
-                 clock: Callable[[], float] = time.time, cache_size: int = 10_000) -> None:
+                 clock: Callable[[], float] = time.time, cache_size: int = 10_000,
+                 shared: SharedTier | None = None) -> None:
         self.settings = acs
         self.auth = auth
         self.endpoint = auth.endpoint
@@ -101,8 +110,10 @@ class AcsClient:
                                      connection_timeout=min(5.0, acs.timeout), read_timeout=acs.timeout)
         self._client = CommunicationIdentityClient(auth.endpoint, auth.credential, transport=transport,
                                                    retry_total=0)
-        self.teams_cache: SingleFlightCache[tuple[str, datetime, str | None]] = SingleFlightCache(
-            "acs_teams", max_entries=cache_size, metrics=metrics)
+        # with a Redis store: shared by every replica (shared_cache.py), else in-process only
+        self.teams_cache = two_level(
+            SingleFlightCache("acs_teams", max_entries=cache_size, metrics=metrics), shared, TEAMS_CODEC,
+            namespace="acs_teams", wait=acs.timeout + 3)
 
     @classmethod
     def from_settings(cls, acs: AcsSettings, entra: EntraSettings | None,
@@ -133,12 +144,12 @@ class AcsClient:
         key = f"{sha256_hex(teams_token)}:{client_id}:{user_object_id}"
         own: dict = {}
 
-        async def factory() -> tuple[str, datetime, str | None]:
+        async def factory() -> TeamsEntry:
             token, expires_on = await self.exchange_teams_token(teams_token, client_id, user_object_id,
                                                                 trace=own)
             return token, expires_on, own.get("correlation_id")
 
-        def ttl(value: tuple[str, datetime, str | None]) -> float:
+        def ttl(value: TeamsEntry) -> float:
             expires_on = value[1]
             if not_after is not None:
                 expires_on = min(expires_on, datetime.fromtimestamp(not_after, UTC))

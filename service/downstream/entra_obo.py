@@ -32,6 +32,7 @@ from .cache import SingleFlightCache
 from .entra_credentials import BrokerCredential, CredentialUnavailable, pipeline_kwargs
 from .entra_errors import EntraFailure, classify, parse_failure, timed_out, translate
 from .retry import DeadlineExceeded, call_with_deadline
+from .shared_cache import Codec, SharedTier, two_level
 
 log = get_logger("tokenbroker.downstream.entra_obo")
 
@@ -56,6 +57,11 @@ class OboCaller:
     assertion_exp: int
 
 
+OBO_CODEC: Codec[OboToken] = Codec(
+    dump=lambda t: {"t": t.access_token, "e": t.expires_on, "s": t.scope},
+    load=lambda d: OboToken(str(d["t"]), int(d["e"]), str(d["s"])))
+
+
 class _Outcome:
     """Collects what one exchange learned, for the audit event."""
 
@@ -67,15 +73,18 @@ class _Outcome:
 class EntraOboClient:
     def __init__(self, entra: EntraSettings, downstreams: Mapping[str, OboSettings],
                  session: aiohttp.ClientSession, credential: BrokerCredential, *, metrics=None,
-                 clock: Callable[[], float] = time.time, max_entries: int = MAX_ENTRIES) -> None:
+                 clock: Callable[[], float] = time.time, max_entries: int = MAX_ENTRIES,
+                 shared: SharedTier | None = None) -> None:
         self._entra = entra
         self._downstreams = dict(downstreams)
         self._session = session
         self._credential = credential
         self._metrics = metrics
         self._clock = clock
-        self._cache: SingleFlightCache[OboToken] = SingleFlightCache(
+        local: SingleFlightCache[OboToken] = SingleFlightCache(
             "obo", max_entries=max_entries, metrics=metrics, clock=clock)
+        # with a Redis store: shared by every replica (shared_cache.py), else in-process only
+        self._cache = two_level(local, shared, OBO_CODEC, namespace="obo", wait=entra.timeout + 3)
 
     def downstream(self, name: str) -> OboSettings | None:
         return self._downstreams.get(name)
@@ -85,6 +94,7 @@ class EntraOboClient:
         scopes = tuple(downstream.scopes)
         key = f"{caller.token_hash}|{caller.tid}|{' '.join(scopes)}"
         outcome = _Outcome()
+        note: dict[str, bool] = {}
         started = time.perf_counter()
         hit = self._cache.get(key) is not None
 
@@ -100,7 +110,7 @@ class EntraOboClient:
 
         decision, error = "failed", None
         try:
-            token = await self._cache.get_or_create(key, factory, ttl)
+            token = await self._cache.get_or_create(key, factory, ttl, note=note)
             decision = "issued"
             return token
         except BrokerError as exc:
@@ -116,7 +126,8 @@ class EntraOboClient:
                   status=error.status if error else (200 if decision == "issued" else None),
                   aadsts=failure.aadsts if failure else None,
                   correlation_id=failure.correlation_id if failure else None,
-                  cache="hit" if hit else ("miss" if outcome.called else "coalesced"),
+                  cache="hit" if hit else ("miss" if outcome.called else
+                                           "shared" if note.get("shared") else "coalesced"),
                   latency_ms=round((time.perf_counter() - started) * 1000, 2))
 
     async def _fetch(self, scopes: tuple[str, ...], assertion: str, tenant: str,

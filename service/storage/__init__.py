@@ -4,6 +4,7 @@
     sqlite:///relative/state.db     one host; relative to `base_dir` (the config file's folder)
     sqlite:////abs/path/state.db
     redis://host:6379/0             several replicas; `?prefix=` changes the `tokenbroker:` prefix
+    rediss://user@host:6380/0       TLS (Azure Cache for Redis); password / Entra ID via redis_options
 
 Backends connect lazily, so opening never blocks the event loop; call `await store.ping()` at
 startup to fail fast. Domain repositories on top of a Store live in `storage/repos.py`.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from service.logs import get_logger
 from service.storage.base import Store, StoreUnavailable, make_key, parse_store_url
@@ -24,11 +26,12 @@ log = get_logger(__name__)
 
 
 def open_store(url: str, *, clock: Callable[[], float] = time.time, base_dir: Path | None = None,
-               dev: bool = False) -> Store:
+               dev: bool = False, **redis_options: Any) -> Store:
     """Build the backend named by `store.url`; ConfigurationError (naming `store.url`) if unknown.
 
     `clock` drives TTLs of the memory and sqlite backends (Redis counts TTLs itself).
-    `dev=False` makes `memory://` log a loud `store.ephemeral` warning.
+    `dev=False` makes `memory://` log a loud `store.ephemeral` warning. `redis_options` go to
+    `RedisStore` (ca_bundle, password, credential_provider).
     """
     parsed = parse_store_url(url)
     if parsed.scheme == "memory":
@@ -45,4 +48,4 @@ def open_store(url: str, *, clock: Callable[[], float] = time.time, base_dir: Pa
             path = (base_dir or Path.cwd()) / path
         return SqliteStore(path, clock=clock)
     from service.storage.redis import RedisStore
-    return RedisStore(parsed.url)
+    return RedisStore(parsed.url, **redis_options)

@@ -3,7 +3,9 @@
 Every key is stored under a prefix (default `tokenbroker:`; `?prefix=...` in the URL or the
 `prefix=` argument), so the broker can share a Redis with other software. TTLs are Redis's own
 (`SET ... PX`), counted on the server; `put_if_absent` is `SET NX PX`, `take` is `GETDEL`,
-`scan` is `SCAN MATCH <escaped prefix>*` then `MGET`. Connect and socket timeouts are short
+`scan` is `SCAN MATCH <escaped prefix>*` then `MGET`. `rediss://` verifies the server's
+certificate and host name (system CAs plus `[tls] ca_bundle`); the password comes from the URL or
+`store.password`, or Entra ID tokens from a credential provider (downstream/redis_entra.py). Connect and socket timeouts are short
 and a failed connection is retried once without backoff, so an outage surfaces as
 `StoreUnavailable` (503) within seconds instead of a hang.
 """
@@ -11,11 +13,13 @@ and a failed connection is retried once without backoff, so an outage surfaces a
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.credentials import CredentialProvider
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
@@ -45,15 +49,33 @@ class RedisStore:
     durable = True
 
     def __init__(self, url: str, *, prefix: str | None = None, connect_timeout: float = 2.0,
-                 op_timeout: float = 3.0) -> None:
+                 op_timeout: float = 3.0, ca_bundle: str = "", password: str = "",
+                 credential_provider: CredentialProvider | None = None) -> None:
+        """`ca_bundle`: extra CAs for `rediss://` (system CAs stay trusted); `password`: used
+        instead of the URL's (its user name stays); `credential_provider`: e.g. Entra ID
+        (redis_entra.py), exclusive with a password."""
         redis_url, url_prefix = split_prefix(url)
         self.prefix = prefix if prefix is not None else (url_prefix or DEFAULT_PREFIX)
         self._where = _redacted(redis_url)
-        self._redis = aioredis.Redis.from_url(
+        options: dict[str, Any] = {}
+        if redis_url.lower().startswith("rediss://"):
+            options.update(ssl_cert_reqs="required", ssl_check_hostname=True)
+            if ca_bundle:
+                options["ssl_ca_certs"] = ca_bundle
+        if password:
+            options["password"] = password
+        if credential_provider is not None:
+            options["credential_provider"] = credential_provider
+        pool = aioredis.ConnectionPool.from_url(
             redis_url, socket_connect_timeout=connect_timeout, socket_timeout=op_timeout,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            decode_responses=False)
+            decode_responses=False, **options)
+        # The provider is passed to the client too: only then does redis-py re-send AUTH with a
+        # renewed Entra token on the pooled connections (`Redis.from_url` loses that).
+        self._redis = aioredis.Redis(connection_pool=pool, credential_provider=credential_provider)
+        self._redis.auto_close_connection_pool = True      # as Redis.from_pool: aclose() closes it
         self._closed = False
+        self.last_error = ""
 
     def _k(self, key: str) -> str:
         return self.prefix + check_key(key)
@@ -115,10 +137,14 @@ class RedisStore:
         return sorted(found, key=lambda kv: kv[0])
 
     async def ping(self) -> bool:
+        """False when Redis does not answer; `last_error` then says why (no secrets in it)."""
         try:
-            return bool(await self._redis.ping())
-        except (RedisError, OSError):
+            ok = bool(await self._redis.ping())
+        except Exception as e:  # noqa: BLE001 - also a credential provider's token failure
+            self.last_error = f"{type(e).__name__}: {str(e)[:160]}"
             return False
+        self.last_error = ""
+        return ok
 
     async def close(self) -> None:
         if not self._closed:

@@ -17,6 +17,7 @@ import pytest
 from emulators.entra import demo
 from service.app import create_app
 from service.settings import Settings, load_settings
+from tests.support.store_keys import STORE_KEY_LINE
 
 SPA = demo.CLIENT_ID                      # the app that acquires Teams tokens for users
 TEAMS_RESOURCE = demo.ACS_APP_ID_URI
@@ -45,7 +46,7 @@ def settings_toml(entra, acs, *, store_url: str = "memory://", entra_extra: dict
     lines = ["[tls]", f"ca_bundle = {_toml_value(entra.ca_bundle)}", "", "[entra]"]
     lines += [f"{k} = {_toml_value(v)}" for k, v in entra_values.items()]
     lines += ["", "[acs]"] + [f"{k} = {_toml_value(v)}" for k, v in acs_values.items()]
-    lines += ["", "[store]", f"url = {_toml_value(store_url)}", "", "[issuer]", 'keys_dir = "keys"']
+    lines += ["", "[store]", f"url = {_toml_value(store_url)}", STORE_KEY_LINE, "", "[issuer]", 'keys_dir = "keys"']
     return "\n".join(lines) + "\n"
 
 

@@ -41,6 +41,7 @@ from tests.http.token_support import (
     make_settings,
     partner_token,
 )
+from tests.support.store_keys import STORE_KEY_LINE
 from tests.validation.forge import b64, segment, sign
 
 SECRETS = {"portal": "portal:secret with % and +", "dashboard": "dashboard-secret", "reports": "reports-secret",
@@ -61,6 +62,7 @@ refresh_token_ttl = 86400
 
 [store]
 url = "{{store}}"
+{STORE_KEY_LINE}
 
 [[trusted_issuers]]
 name = "partner"

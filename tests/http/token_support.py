@@ -17,6 +17,7 @@ from urllib.parse import quote_plus
 import jwt
 
 from service.settings import Settings, load_settings
+from tests.support.store_keys import STORE_KEY_LINE
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
@@ -39,6 +40,7 @@ refresh_token_ttl = 86400
 
 [store]
 url = "memory://"
+{STORE_KEY_LINE}
 
 [[trusted_issuers]]
 name = "partner"

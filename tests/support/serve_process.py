@@ -165,6 +165,28 @@ class ServeProcess:
             self.proc.stdout.close()
 
 
+def wait_until_serving(server, what: str) -> None:
+    """Poll `server._answers()` until true; stop it and fail if its process ends or WAIT passes."""
+    deadline = time.monotonic() + WAIT
+    while not server._answers():
+        if server.proc.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise AssertionError(f"{what} did not start")
+        time.sleep(0.05)
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    """Delete this test's own keys (never FLUSHDB: the Redis is shared)."""
+    import redis
+    client = redis.Redis.from_url(url)
+    try:
+        names = list(client.scan_iter(match=prefix + "*", count=500))
+        if names:
+            client.delete(*names)
+    finally:
+        client.close()
+
+
 class RedisServer:
     """A throwaway `redis-server` on a free port, no persistence; `stop()` kills it."""
 
@@ -175,12 +197,7 @@ class RedisServer:
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--protected-mode", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + WAIT
-        while not self._answers():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"redis-server on port {self.port} did not start")
-            time.sleep(0.05)
+        wait_until_serving(self, f"redis-server on port {self.port}")
 
     def _answers(self) -> bool:
         try:
