@@ -136,7 +136,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _shared_cache(app: web.Application) -> AsyncIterator[None]:
-    """With a Redis store: the encrypted Redis level of the OBO and Teams token caches."""
+    """With a Redis store: the encrypted Redis level of the OBO, Teams and identity token caches."""
     store = app[SETTINGS].store
     app[SHARED_CACHE] = None
     if store.is_redis and store.encryption_key:
@@ -212,7 +212,8 @@ async def _acs_client(app: web.Application) -> AsyncIterator[None]:
             acs, entra, app[HTTP], broker=broker, metrics=app[METRICS], clock=app[CLOCK],
             shared=app[SHARED_CACHE])
         app[ACS_CLIENT] = client
-        app[ACS_IDENTITIES] = AcsIdentities(client, AcsIdentityMap(app[STORE]), metrics=app[METRICS])
+        app[ACS_IDENTITIES] = AcsIdentities(client, AcsIdentityMap(app[STORE]), metrics=app[METRICS],
+                                            shared=app[SHARED_CACHE], clock=app[CLOCK])
         yield
         await client.close()
     else:

@@ -4,26 +4,37 @@ The mapping lives in the broker's store (`storage.repos.AcsIdentityMap`), not in
 extensions as in the sample. Concurrent first calls for one user are single-flight within a
 process (one `create_user` at ACS); across replicas the store's atomic claim decides, and a
 loser deletes the ACS identity it made, so exactly one identity survives either way.
+
+Identity tokens are cached (acs_identity_tokens.py; shared by the replicas with a Redis store).
+The identity map is read first on every `token()`, so a deleted identity's cached token is
+never served again; `delete()` also drops it from the caches.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from service.errors import BrokerError, NotFound
 from service.logs import get_logger
 from service.storage.repos import AcsIdentityMap
 
 from .acs import AcsClient
+from .acs_identity_tokens import IdentityTokens
 from .cache import SingleFlightCache
+from .shared_cache import SharedTier
 
 log = get_logger("tokenbroker.downstream.acs")
 
 
 class AcsIdentities:
-    def __init__(self, client: AcsClient, mapping: AcsIdentityMap, *, metrics=None) -> None:
+    def __init__(self, client: AcsClient, mapping: AcsIdentityMap, *, metrics: Any = None,
+                 shared: SharedTier | None = None, clock: Callable[[], float] = time.time) -> None:
         self._client = client
         self._map = mapping
+        self.tokens = IdentityTokens(client, shared=shared, metrics=metrics, clock=clock)
         self._creating: SingleFlightCache[tuple[str, bool]] = SingleFlightCache(
             "acs_identity_create", max_entries=1, metrics=metrics)
 
@@ -60,24 +71,28 @@ class AcsIdentities:
 
     async def token(self, tid: str, oid: str, *, scopes: tuple[str, ...], minutes: int,
                     trace: dict | None = None) -> tuple[str, str, datetime]:
-        """(identity, ACS token, expiry); NotFound when the user has no identity (or ACS lost it)."""
+        """(identity, ACS token, expiry); NotFound when the user has no identity (or ACS lost it).
+        The token is the cached one while it has at least half its lifetime left."""
         identity = await self._map.get(tid, oid)
         if identity is None:
             raise NotFound("The user has no ACS identity yet; POST /api/user creates one.",
                            reason="no_identity")
         try:
-            token, expires_on = await self._client.issue_token(identity, scopes, minutes, trace=trace)
+            token, expires_on = await self.tokens.get(identity, scopes, minutes, trace=trace)
         except NotFound:
             await self._map.delete(tid, oid)  # ACS no longer knows it: forget the stale mapping
+            await self.tokens.forget(identity)
             log.warning("acs.identity_vanished", tid=tid, oid=oid)
             raise
         return identity, token, expires_on
 
     async def delete(self, tid: str, oid: str, *, trace: dict | None = None) -> bool:
-        """Delete at ACS (already gone is fine), then the mapping. False when there was none."""
+        """Delete at ACS (already gone is fine; ACS revokes its tokens), then the mapping, then
+        its cached tokens (here and in Redis). False when there was none."""
         identity = await self._map.get(tid, oid)
         if identity is None:
             return False
         await self._client.delete_user(identity, trace=trace)
         await self._map.delete(tid, oid)
+        await self.tokens.forget(identity)
         return True

@@ -16,6 +16,8 @@ in the process never touches Redis; a miss runs `_through` once per process and 
    the lock vanishes without an entry (the winner failed or died: its lock expires within
    LOCK_TTL) or the deadline passes, it makes its own call.
 
+`discard(key)` forgets a key in this process and in Redis (a deleted ACS identity's tokens).
+
 Redis failures never reach the user: the tier logs `shared_cache.unavailable`, stays out of the
 way for BREAKER seconds (in-process caching only, exchanges keep working), then tries again.
 Nothing in Redis is readable without the key: the Redis key is a digest, the value ciphertext.
@@ -110,6 +112,19 @@ class TwoLevelCache(Generic[V]):
 
     def invalidate(self, key: str) -> None:
         self.local.invalidate(key)
+
+    async def discard(self, key: str) -> None:
+        """Forget `key` in this process and in Redis (tried even while the breaker is open).
+        Other replicas' in-process copies stay until their ttl: callers that must never serve
+        them again gate on durable state first (e.g. the ACS identity map)."""
+        self.local.invalidate(key)
+        tier = self._tier
+        if tier is None:
+            return
+        try:
+            await tier.call(self.name, tier.store.delete(f"xc:{self._ns}:{sha256_hex(key)}"))
+        except StoreUnavailable:
+            log.warning("shared_cache.discard_failed", cache=self.name)
 
     async def get_or_create(self, key: str, factory: Callable[[], Awaitable[V]],
                             ttl_fn: Callable[[V], float], *, note: dict[str, Any] | None = None) -> V:
