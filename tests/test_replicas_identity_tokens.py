@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.error
-import urllib.request
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -24,16 +21,14 @@ import redis
 
 from emulators.entra import demo
 from tests.acs.conftest import SPA, settings_toml
-from tests.support.serve_process import WAIT, ServeProcess, delete_prefix
-
-REDIS = "redis://127.0.0.1:6379/11"
+from tests.support.replicas import REDIS, call, redis_prefix, serve_replicas
+from tests.support.serve_process import ServeProcess
 
 
 @pytest.fixture(name="prefix", scope="module")
 def _prefix():
-    prefix = f"tokenbroker-identity-tokens:{uuid.uuid4().hex}:"
-    yield prefix
-    delete_prefix(REDIS, prefix)
+    with redis_prefix("tokenbroker-identity-tokens") as prefix:
+        yield prefix
 
 
 @pytest.fixture(name="duo", scope="module")
@@ -41,32 +36,14 @@ def _duo(entra_emulator, acs_emulator, tmp_path_factory, prefix):
     config = tmp_path_factory.mktemp("identity-replicas") / "broker.toml"
     config.write_text('[server]\npublic_url = "http://broker.test"\n'
                       + settings_toml(entra_emulator, acs_emulator, store_url=f"{REDIS}?prefix={prefix}"))
-    servers = [ServeProcess(config, "--port", "0", started=False) for _ in range(2)]
-    try:
-        for server in servers:
-            server.wait_started()
+    with serve_replicas(config, 2) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 @pytest.fixture(name="acs")
 def _acs(acs_emulator):
     acs_emulator.reset()
     return acs_emulator
-
-
-def call(url: str, path: str, headers: dict[str, str], method: str = "POST") -> tuple[int, dict]:
-    """(status, JSON body; {} for an empty one such as DELETE's 204)."""
-    req = urllib.request.Request(url + path, data=b"" if method == "POST" else None, headers=headers,
-                                 method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=WAIT) as resp:
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
-    return status, json.loads(raw) if raw else {}
 
 
 def headers_for(entra, user: str) -> dict[str, str]:

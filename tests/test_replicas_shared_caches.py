@@ -19,8 +19,6 @@ import json
 import os
 import signal
 import urllib.error
-import urllib.request
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -29,17 +27,16 @@ import redis
 from emulators.entra import demo
 from tests.acs.conftest import SPA, TEAMS_RESOURCE, TEAMS_SCOPES, settings_toml
 from tests.obo.conftest import JWT_BEARER, portal_token
-from tests.support.serve_process import WAIT, ServeProcess, delete_prefix
+from tests.support.replicas import REDIS, call, redis_prefix, serve_replicas
+from tests.support.serve_process import WAIT, ServeProcess
 
-REDIS = "redis://127.0.0.1:6379/11"
 TEAMS = "get_token_for_teams_user"
 
 
 @pytest.fixture(name="prefix", scope="module")
 def _prefix():
-    prefix = f"tokenbroker-shared-caches:{uuid.uuid4().hex}:"
-    yield prefix
-    delete_prefix(REDIS, prefix)
+    with redis_prefix("tokenbroker-shared-caches") as prefix:
+        yield prefix
 
 
 @pytest.fixture(name="trio", scope="module")
@@ -52,24 +49,8 @@ def _trio(entra_emulator, acs_emulator, tmp_path_factory, prefix):
                       + settings_toml(entra_emulator, acs_emulator, store_url=f"{REDIS}?prefix={prefix}",
                                       entra_extra={"client_secret": demo.BROKER_SECRET})
                       + f'\n[obo.workspace]\nscopes = ["{demo.WORKSPACE_SCOPE}"]\n')
-    servers = [ServeProcess(config, "--port", "0", started=False) for _ in range(3)]
-    try:
-        for server in servers:
-            server.wait_started()
+    with serve_replicas(config, 3) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
-
-
-def call(url: str, path: str, headers: dict[str, str], method: str = "POST") -> tuple[int, dict]:
-    req = urllib.request.Request(url + path, data=b"" if method == "POST" else None, headers=headers,
-                                 method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=WAIT) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 def obo_at(server: ServeProcess, bearer: str) -> tuple[int, dict]:

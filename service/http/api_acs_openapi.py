@@ -49,6 +49,8 @@ OPENAPI = {
     "/api/token/teams": {"get": _teams_operation("Get"), "post": _teams_operation("Post")},
     "/api/token": {"get": {
         "summary": "An ACS access token for the caller's ACS identity (acs.identity_scopes)",
+        "description": "The same still-valid token (with its true expiresOn) while it has at least "
+                       "half its lifetime left; then a new one.",
         "tags": ["acs"], "security": [{"entraBearer": []}],
         "responses": {
             "201": _json("ACS access token", {**_TOKEN, "required": ["token", "expiresOn", "user"],

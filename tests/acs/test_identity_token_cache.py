@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from datetime import UTC, datetime
 
 import redis
@@ -15,9 +14,7 @@ from service.app import create_app
 from service.downstream.acs_identity_tokens import MIN_MARGIN, cache_key
 from service.typedefs import ACS_IDENTITIES, METRICS
 from tests.acs.conftest import claims
-from tests.support.serve_process import delete_prefix
-
-REDIS = "redis://127.0.0.1:6379/11"
+from tests.support.replicas import REDIS, redis_prefix
 
 
 def sample(broker, event: str, cache: str = "acs_identity") -> float:
@@ -128,9 +125,8 @@ async def test_a_token_within_the_margin_of_its_expiry_is_never_cached(aiohttp_c
 
 async def test_with_redis_a_token_is_shared_sealed_and_deleted_with_the_identity(aiohttp_client, acs_settings,
                                                                                 tokens, acs):
-    prefix = f"tokenbroker-identity-cache:{uuid.uuid4().hex}:"
-    settings = acs_settings(store_url=f"{REDIS}?prefix={prefix}")
-    try:
+    with redis_prefix("tokenbroker-identity-cache") as prefix:
+        settings = acs_settings(store_url=f"{REDIS}?prefix={prefix}")
         one = await aiohttp_client(create_app(settings))
         two = await aiohttp_client(create_app(settings))
         headers = tokens.headers()
@@ -153,5 +149,3 @@ async def test_with_redis_a_token_is_shared_sealed_and_deleted_with_the_identity
         fresh = await token_at(one, headers)
         assert fresh["token"] != first["token"] and get_token_calls(acs) == 2
         assert datetime.fromtimestamp(expires(fresh), UTC) > datetime.now(UTC)
-    finally:
-        delete_prefix(REDIS, prefix)
