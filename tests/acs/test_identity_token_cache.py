@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 
 import redis
+from structlog.testing import capture_logs
 
 from emulators.entra import demo
 from service.app import create_app
@@ -48,6 +49,19 @@ async def test_repeated_requests_answer_the_same_token_with_its_true_expiry_and_
     assert abs(expires(first) - claims(first["token"])["exp"]) <= 1       # ACS's own expiry
     assert acs.check_token(second["token"])["valid"]
     assert (sample(broker, "miss"), sample(broker, "hit")) == (1, 1)
+
+
+async def test_the_audit_says_which_answers_came_from_the_cache(broker, tokens, acs):
+    headers = tokens.headers()
+    await broker.post("/api/user", headers=headers)
+    with capture_logs() as logs:
+        await token_at(broker, {**headers, "X-Request-Id": "first"})
+        await token_at(broker, headers)
+    first, second = [e for e in logs if e["event"] == "acs.identity_token"]
+    [call] = acs.requests(operation="get_token")
+    assert (first["cached"], first["acs_correlation_id"]) == (False, call["ms_cv"])
+    assert call["client_request_id"] == "first"
+    assert (second["cached"], second["acs_correlation_id"], second["decision"]) == (True, None, "allow")
 
 
 async def test_twenty_concurrent_first_requests_make_one_acs_call(broker, tokens, acs):
