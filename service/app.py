@@ -31,7 +31,7 @@ from .logs import get_logger
 from .metrics import Metrics
 from .settings import Settings
 from .storage import open_store
-from .storage.repos import AcsIdentityMap
+from .storage.jti_records import AcsIdentityMap
 from .typedefs import (
     ACS_CLIENT,
     ACS_IDENTITIES,

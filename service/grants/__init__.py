@@ -18,15 +18,15 @@ from service.grants.federation import Federation
 from service.grants.introspection import Introspector
 from service.grants.linking import AccountLinker, Accounts
 from service.grants.opaque import OpaqueHandles
+from service.grants.refresh_families import RefreshTokens
 from service.grants.refresh_token import RefreshTokenGrant
-from service.grants.repos import RefreshTokens
 from service.grants.revocation import Revoker
 from service.grants.subject_tokens import SubjectTokens
 from service.grants.throttle import Throttle
 from service.grants.token_exchange import TokenExchangeGrant
 from service.settings import Settings
 from service.storage.base import Store
-from service.storage.repos import ReplayCache, RevokedJtis
+from service.storage.jti_records import ReplayCache, RevokedJtis
 from service.validation.trusted_issuers import TrustedIssuerValidator
 
 GRANT_TYPES = (TOKEN_EXCHANGE, REFRESH_TOKEN)

@@ -27,7 +27,7 @@ from service.errors import ConfigurationError, InvalidClient, TokenValidationErr
 from service.grants import client_auth
 from service.logs import get_logger
 from service.settings import ClientSettings, Settings
-from service.storage.repos import ReplayCache
+from service.storage.jti_records import ReplayCache
 from service.validation.jwks import CachedKey, FetchError, parse_jwks
 from service.validation.jwt_checks import (
     check_header,

@@ -12,8 +12,8 @@ from typing import Any
 
 from service.errors import TokenValidationError
 from service.grants.opaque import OpaqueHandles, is_handle
-from service.grants.repos import RefreshTokens
-from service.storage.repos import RevokedJtis
+from service.grants.refresh_families import RefreshTokens
+from service.storage.jti_records import RevokedJtis
 from service.validation.jwt_checks import audiences
 
 INACTIVE: dict[str, Any] = {"active": False}

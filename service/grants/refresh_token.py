@@ -22,7 +22,7 @@ from service.grants.base import (
 )
 from service.grants.linking import TOKEN_CLAIMS
 from service.grants.opaque import OpaqueHandles
-from service.grants.repos import RefreshTokens
+from service.grants.refresh_families import RefreshTokens
 from service.grants.token_exchange import mint_access_token
 
 

@@ -25,7 +25,7 @@ from service.grants.base import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE
 from service.grants.opaque import OpaqueHandles, is_handle
 from service.grants.policy import ENTRA, SELF, translate_scopes
 from service.settings import Settings
-from service.storage.repos import ReplayCache, RevokedJtis
+from service.storage.jti_records import ReplayCache, RevokedJtis
 from service.validation.jwt_checks import audiences, parse_compact
 from service.validation.trusted_issuers import CLOCK_SKEW, TrustedIssuerValidator
 

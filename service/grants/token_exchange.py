@@ -35,7 +35,7 @@ from service.grants.federation import Federation, federated_scopes
 from service.grants.linking import AccountLinker
 from service.grants.opaque import OpaqueHandles, wants_opaque
 from service.grants.policy import ENTRA, SELF
-from service.grants.repos import RefreshTokens
+from service.grants.refresh_families import RefreshTokens
 from service.grants.subject_tokens import Subject, SubjectTokens
 from service.settings import ClientSettings, Settings
 

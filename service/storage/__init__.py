@@ -6,7 +6,7 @@
     redis://host:6379/0             several replicas; `?prefix=` changes the `tokenbroker:` prefix
 
 Backends connect lazily, so opening never blocks the event loop; call `await store.ping()` at
-startup to fail fast. Domain repositories on top of a Store live in `storage/repos.py`.
+startup to fail fast. Domain repositories on top of a Store live in `storage/jti_records.py`.
 """
 
 from __future__ import annotations

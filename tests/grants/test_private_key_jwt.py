@@ -14,7 +14,7 @@ from service.errors import ConfigurationError, InvalidClient
 from service.grants.client_assertion import ClientAssertions, ClientAuthenticator, load_client_keys
 from service.settings import load_settings
 from service.storage import open_store
-from service.storage.repos import ReplayCache
+from service.storage.jti_records import ReplayCache
 from tests.support.client_keys import ASSERTION_TYPE, ClientKeys, generate
 
 ISSUER = "https://broker.example"

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from service.errors import ConfigurationError, InvalidGrant, TokenInvalid
 from service.grants.client_auth import secret_matches
-from service.grants.repos import RefreshTokens
+from service.grants.refresh_families import RefreshTokens
 from service.settings import TrustedIssuer, load_settings
 from service.storage import open_store
 from service.validation.jwks import JwksCache

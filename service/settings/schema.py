@@ -10,7 +10,7 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any
 
-from service._settings_model import REFRESH_TOKEN, TOKEN_EXCHANGE
+from .model import REFRESH_TOKEN, TOKEN_EXCHANGE
 
 STR, INT, BOOL, STRS, SCOPE_MAP, FED_IDS = "str", "int", "bool", "strs", "scope_map", "fed_ids"
 

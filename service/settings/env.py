@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from service._settings_schema import ARRAYS, NAMED_TABLES, SCHEMA, entry_path, parse_env_value
+from .schema import ARRAYS, NAMED_TABLES, SCHEMA, entry_path, parse_env_value
 
 PREFIX = "TOKENBROKER_"
 CONFIG_VARIABLE = "TOKENBROKER_CONFIG"

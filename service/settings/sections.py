@@ -10,9 +10,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from service._settings_access import LINKING
-from service._settings_checks import Checks, origin_problem, resource_of, url_problem
-from service._settings_model import (
+from .checks import Checks, origin_problem, resource_of, url_problem
+from .issuers_and_clients import LINKING
+from .model import (
     AcsSettings,
     CorsSettings,
     EntraSettings,
@@ -24,7 +24,7 @@ from service._settings_model import (
     TlsSettings,
     parse_connection_string,
 )
-from service._settings_schema import SCHEMA, read_table
+from .schema import SCHEMA, read_table
 
 SIGNING_ALGS = ("ES256", "RS256", "EdDSA")
 ACS_IDENTITY_SCOPES = ("chat", "voip", "chat.join", "chat.join.limited", "voip.join")
