@@ -31,7 +31,7 @@ from .logs import get_logger
 from .metrics import Metrics
 from .settings import Settings
 from .storage import open_store
-from .storage.jti_records import AcsIdentityMap
+from .storage.acs_identity_map import AcsIdentityMap
 from .typedefs import (
     ACS_CLIENT,
     ACS_IDENTITIES,

@@ -1,6 +1,6 @@
 """ACS identities of Entra users (the sample's /api/user and /api/token), keyed by (tid, oid).
 
-The mapping lives in the broker's store (`storage.jti_records.AcsIdentityMap`), not in Graph open
+The mapping lives in the broker's store (`storage.acs_identity_map.AcsIdentityMap`), not in Graph open
 extensions as in the sample. Concurrent first calls for one user are single-flight within a
 process (one `create_user` at ACS); across replicas the store's atomic claim decides, and a
 loser deletes the ACS identity it made, so exactly one identity survives either way.
@@ -12,7 +12,7 @@ from datetime import datetime
 
 from service.errors import BrokerError, NotFound
 from service.logs import get_logger
-from service.storage.jti_records import AcsIdentityMap
+from service.storage.acs_identity_map import AcsIdentityMap
 
 from .acs import AcsClient
 from .cache import SingleFlightCache

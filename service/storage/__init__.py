@@ -6,7 +6,8 @@
     redis://host:6379/0             several replicas; `?prefix=` changes the `tokenbroker:` prefix
 
 Backends connect lazily, so opening never blocks the event loop; call `await store.ping()` at
-startup to fail fast. Domain repositories on top of a Store live in `storage/jti_records.py`.
+startup to fail fast. The records on top of a Store: `jti_records.py` (replay cache, revoked jtis),
+`acs_identity_map.py`, and the refresh-token families in `grants/refresh_families.py`.
 """
 
 from __future__ import annotations
