@@ -6,7 +6,25 @@ malleable, the wrong key type raises `TypeError`). This module does the parsing 
 raises `TokenInvalid(reason)` for every malformation, so callers never see a foreign exception.
 It is reused for every issuer we trust (Entra, trusted issuers, Teams tokens).
 
-Reasons (short codes for logs/metrics): malformed, too_large, alg, crit, signature, claims.
+This is the broker's one JWT verifier: our own tokens (issuing/issuer.py), client assertions
+and every foreign token go through it, with one set of reasons (short codes for logs/metrics):
+
+    malformed      not a compact JWS with strict JSON and canonical base64url
+    too_large      over MAX_TOKEN_BYTES (16 KB), checked before any decoding
+    alg            alg not allowed (or not the one pinned to the key), incl. "none"
+    crit           a `crit` header (we implement no extensions)
+    signature      the signature does not verify with the key (or the key is of another family)
+    claims         a registered claim of the wrong type or missing (`exp` as a string, ...)
+    expired        now >= exp + skew
+    not_yet_valid  nbf or iat later than now + skew
+    unknown_kid    no published key with that kid
+    issuer, audience, token_type   not the expected iss / aud / typ
+
+Deliberate differences from PyJWT (tests/validation/test_verifier_vs_pyjwt.py lists them):
+duplicate JSON keys, NaN/Infinity, lone surrogates, padded or non-canonical base64url, string or
+float NumericDates and boolean claims are refused where PyJWT accepts them; a key of the wrong
+type is a `signature` refusal where PyJWT raises TypeError; RSA keys under 2048 bits never
+verify.
 """
 
 from __future__ import annotations
@@ -208,11 +226,14 @@ def audiences(claims: Mapping[str, Any]) -> tuple[str, ...]:
 
 def check_times(claims: Mapping[str, Any], *, now: float, skew: float,
                 require_exp: bool = True) -> int | None:
-    """exp (required by default), nbf and iat as integers, each with `skew` leeway. Returns exp."""
+    """exp (required by default), nbf and iat as integers, each with `skew` leeway. Returns exp.
+
+    The one time boundary of every token check: expired when `now >= exp + skew` (as PyJWT),
+    not yet valid when `nbf` or `iat` is later than `now + skew`."""
     exp = int_claim(claims, "exp", required=require_exp)
     nbf = int_claim(claims, "nbf")
     iat = int_claim(claims, "iat")
-    if exp is not None and now > exp + skew:
+    if exp is not None and now >= exp + skew:     # RFC 7519 §4.1.4: valid only *before* exp
         raise TokenInvalid("expired", "token expired")
     if nbf is not None and now + skew < nbf:
         raise TokenInvalid("not_yet_valid", "nbf in the future")
