@@ -2,7 +2,7 @@
 
 Everything with a lifetime is a `cleanup_ctx`, in dependency order (only the steps that
 started are torn down): outgoing HTTP session → JWKS cache and validators → store →
-keyring and issuer → downstream clients.
+keyring and issuer → downstream clients → grants, which receive the real objects built above.
 """
 
 from __future__ import annotations
@@ -150,8 +150,8 @@ async def _grants(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     trusted = await asyncio.to_thread(TrustedIssuerValidator, settings.trusted_issuers, app[JWKS])
     app[GRANTS] = TokenService.build(settings, store=app[STORE], issuer=app[TOKEN_ISSUER], trusted=trusted,
-                                     entra=lambda: app.get(ENTRA_VALIDATOR), clock=app[CLOCK],
-                                     acs=lambda: app.get(ACS_CLIENT), obo=lambda: app.get(OBO_CLIENT))
+                                     clock=app[CLOCK], entra=app.get(ENTRA_VALIDATOR),
+                                     acs=app.get(ACS_CLIENT), obo=app.get(OBO_CLIENT))
     yield
 
 
@@ -210,8 +210,8 @@ def create_app(settings: Settings, *, overrides: Mapping[str, Any] | None = None
     app.cleanup_ctx.append(_entra_validation)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_issuing)
-    app.cleanup_ctx.append(_grants)
     app.cleanup_ctx.append(_obo_client)
     app.cleanup_ctx.append(_acs_client)
+    app.cleanup_ctx.append(_grants)          # last: it receives every collaborator above
     setup_routes(app)
     return app

@@ -13,6 +13,7 @@ from typing import Any
 from service.errors import UnsupportedGrantType
 from service.grants.base import REFRESH_TOKEN, TOKEN_EXCHANGE, Grant, TokenRequest, TokenResponse
 from service.grants.client_assertion import ClientAssertions, ClientAuthenticator, load_client_keys
+from service.grants.collaborators import EntraTokens, OboExchange, OwnTokens, TeamsExchange
 from service.grants.downstream_targets import DownstreamTargets
 from service.grants.federation import Federation
 from service.grants.introspection import Introspector
@@ -56,10 +57,11 @@ class TokenService:
         return handler
 
     @classmethod
-    def build(cls, settings: Settings, *, store: Store, issuer: Any, trusted: TrustedIssuerValidator,
-              entra: Callable[[], Any] = lambda: None, clock: Callable[[], float],
-              acs: Callable[[], Any] = lambda: None, obo: Callable[[], Any] = lambda: None) -> TokenService:
-        """`entra`, `acs`, `obo`: getters of the app's EntraValidator, AcsClient, EntraOboClient."""
+    def build(cls, settings: Settings, *, store: Store, issuer: OwnTokens, trusted: TrustedIssuerValidator,
+              clock: Callable[[], float], entra: EntraTokens | None = None, acs: TeamsExchange | None = None,
+              obo: OboExchange | None = None) -> TokenService:
+        """`entra`, `acs`, `obo`: the app's EntraValidator, AcsClient, EntraOboClient (None when
+        not configured); create_app builds them before the grants."""
         revoked = RevokedJtis(store, clock=clock)
         replay = ReplayCache(store, clock=clock)
         refresh = RefreshTokens(store)

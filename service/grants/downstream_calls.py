@@ -42,6 +42,7 @@ from service.errors import (
     OAuthError,
 )
 from service.grants.base import AuditTrace
+from service.grants.collaborators import EntraTokens, OboExchange, TeamsExchange
 from service.logs import current_request_id
 from service.settings import Settings
 from service.validation.teams import validate_teams_token
@@ -98,7 +99,7 @@ def _unavailable(target: str) -> InvalidTarget:
     return InvalidTarget(detail=f"{target} is not configured", reason="downstream_unavailable")
 
 
-async def call_acs_teams(validator: Any, client: Any, settings: Settings, teams_token: str, *,
+async def call_acs_teams(validator: EntraTokens, client: TeamsExchange | None, settings: Settings, teams_token: str, *,
                          trace: AuditTrace, now: float, check: Check = _no_check) -> DownstreamResult:
     """An ACS "Teams user" token for the Teams token's user (`oid`), asked for by its app."""
     if client is None or settings.acs is None:
@@ -126,7 +127,7 @@ async def call_acs_teams(validator: Any, client: Any, settings: Settings, teams_
                             teams.oid, token_id(token))
 
 
-async def call_obo(validator: Any, client: Any, name: str, assertion: str, *, trace: AuditTrace,
+async def call_obo(validator: EntraTokens, client: OboExchange | None, name: str, assertion: str, *, trace: AuditTrace,
                    now: float, check: Check = _no_check) -> DownstreamResult:
     """An Entra token for `[obo.<name>]` on behalf of the assertion's user."""
     downstream = client.downstream(name) if client is not None else None

@@ -26,7 +26,6 @@ applies before the downstream call: `require_linked` refuses an unlinked user, `
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from service.digest import short_hash
@@ -39,9 +38,10 @@ from service.errors import (
 )
 from service.grants import policy
 from service.grants.base import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE, TokenRequest, TokenResponse
+from service.grants.collaborators import EntraTokens, OboExchange, TeamsExchange
 from service.grants.downstream_calls import call_acs_teams, call_obo
 from service.grants.policy import ENTRA, Decision, PolicyInput
-from service.grants.subject_tokens import Subject
+from service.grants.subject_tokens import Subject, SubjectTokens
 from service.settings import Settings
 
 ACS_TEAMS = "acs:teams"
@@ -105,11 +105,11 @@ def enforce(decision: Decision) -> Decision:
 class DownstreamTargets:
     """The `acs:teams` / `obo:<name>` branch of the token-exchange grant (no per-request state).
 
-    `entra`, `acs` and `obo` are getters of the app's EntraValidator, AcsClient and
-    EntraOboClient (built later than the grants; None when not configured)."""
+    `entra`, `acs` and `obo` are the app's EntraValidator, AcsClient and EntraOboClient
+    (None when not configured)."""
 
-    def __init__(self, settings: Settings, *, subjects: Any, entra: Callable[[], Any],
-                 acs: Callable[[], Any], obo: Callable[[], Any]) -> None:
+    def __init__(self, settings: Settings, *, subjects: SubjectTokens, entra: EntraTokens | None = None,
+                 acs: TeamsExchange | None = None, obo: OboExchange | None = None) -> None:
         self._settings = settings
         self._subjects = subjects
         self._entra, self._acs, self._obo = entra, acs, obo
@@ -137,7 +137,7 @@ class DownstreamTargets:
                             self._settings)
         trace.rule = decision.rule
         enforce(decision)
-        validator = self._entra()
+        validator = self._entra
         if validator is None:
             raise InvalidTarget(detail="no Entra validator", reason="downstream_unavailable")
         target = targets[0]
@@ -149,10 +149,10 @@ class DownstreamTargets:
 
         try:
             if target == ACS_TEAMS:
-                result = await call_acs_teams(validator, self._acs(), self._settings, subject_token,
+                result = await call_acs_teams(validator, self._acs, self._settings, subject_token,
                                               trace=trace, now=now, check=check)
             else:
-                result = await call_obo(validator, self._obo(), target[len(OBO_PREFIX):], subject_token,
+                result = await call_obo(validator, self._obo, target[len(OBO_PREFIX):], subject_token,
                                         trace=trace, now=now, check=check)
         except TokenValidationError as e:
             raise InvalidRequest("The subject token is not acceptable.", reason=f"subject_{e.reason}",

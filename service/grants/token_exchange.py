@@ -103,8 +103,7 @@ class TokenExchangeGrant:
         self._linker = linker
         self._opaque = opaque
         self._delegations = Delegations(subjects, broker_issuer=settings.server.public_url)
-        self._downstream = downstream or DownstreamTargets(   # acs:teams / obo:<name>; unconfigured
-            settings, subjects=subjects, entra=lambda: None, acs=lambda: None, obo=lambda: None)
+        self._downstream = downstream or DownstreamTargets(settings, subjects=subjects)  # unconfigured
 
     async def handle(self, req: TokenRequest, *, now: float) -> TokenResponse:
         trace = req.trace
