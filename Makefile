@@ -33,6 +33,7 @@ test: install system-deps
 
 lint: install
 	$(BIN)/ruff check service emulators minimal_client tests
+	$(BIN)/mypy
 
 # The lowest allowed versions: a fresh venv, the package installed with every runtime dependency
 # pinned to its pyproject floor, then every module imported and the example config checked.

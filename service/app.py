@@ -20,7 +20,7 @@ from aiohttp import web
 
 from .downstream.acs import AcsClient
 from .downstream.acs_identities import AcsIdentities
-from .downstream.entra_credentials import load_broker_credential
+from .downstream.entra_credentials import BrokerCredential, load_broker_credential
 from .downstream.entra_obo import EntraOboClient
 from .errors import ConfigurationError
 from .grants import TokenService
@@ -86,11 +86,10 @@ async def _http_session(app: web.Application) -> AsyncIterator[None]:
 async def _entra_validation(app: web.Application) -> AsyncIterator[None]:
     """JWKS cache (shared by every validator) and the Entra bearer validator."""
     overrides = app[OVERRIDES]
-    jwks = overrides.get("jwks") or JwksCache(
-        app[HTTP], timeout=app[SETTINGS].entra.timeout if app[SETTINGS].entra else 5,
-        metrics=app[METRICS])
-    app[JWKS] = jwks
     entra = app[SETTINGS].entra
+    jwks = overrides.get("jwks") or JwksCache(app[HTTP], timeout=entra.timeout if entra else 5,
+                                              metrics=app[METRICS])
+    app[JWKS] = jwks
     if entra is not None:
         validator = overrides.get("entra_validator") or EntraValidator(entra, jwks, metrics=app[METRICS])
         app[ENTRA_VALIDATOR] = validator
@@ -120,8 +119,10 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 async def _issuing(app: web.Application) -> AsyncIterator[None]:
     """Our signing keys (created on first start, reloaded on SIGHUP and every few seconds)."""
     settings, clock = app[SETTINGS], app[CLOCK]
-    ring = app[OVERRIDES].get("keyring") or await asyncio.to_thread(
-        Keyring.load_or_create, settings.issuer.keys_dir, settings.issuer.signing_alg, now=clock())
+    ring: Keyring | None = app[OVERRIDES].get("keyring")
+    if ring is None:
+        ring = await asyncio.to_thread(Keyring.load_or_create, settings.issuer.keys_dir,
+                                       settings.issuer.signing_alg, now=clock())
     app[KEYRING] = ring
     app[TOKEN_ISSUER] = TokenIssuer(settings.server.public_url, ring)
     app[RELOAD_HOOKS].append(ring.reload)
@@ -155,12 +156,15 @@ async def _grants(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-async def _broker_credential(app: web.Application):
+async def _broker_credential(app: web.Application) -> BrokerCredential:
     """The broker's own Entra credential from [entra], read once (in a thread) for OBO and ACS."""
-    overrides = app[OVERRIDES]
+    overrides, entra = app[OVERRIDES], app[SETTINGS].entra
+    if entra is None:
+        raise ConfigurationError(["entra: the broker's credential needs [entra]"])
     if overrides.get("broker_credential") is None:
-        overrides["broker_credential"] = await asyncio.to_thread(load_broker_credential, app[SETTINGS].entra)
-    return overrides["broker_credential"]
+        overrides["broker_credential"] = await asyncio.to_thread(load_broker_credential, entra)
+    credential: BrokerCredential = overrides["broker_credential"]
+    return credential
 
 
 async def _obo_client(app: web.Application) -> AsyncIterator[None]:

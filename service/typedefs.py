@@ -33,7 +33,7 @@ HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 READY_CHECKS: web.AppKey[dict[str, ReadyCheck]] = web.AppKey("ready_checks")
 OVERRIDES: web.AppKey[dict[str, Any]] = web.AppKey("overrides")
-RELOAD_HOOKS: web.AppKey[list[Callable[[], None]]] = web.AppKey("reload_hooks")  # run on SIGHUP
+RELOAD_HOOKS: web.AppKey[list[Callable[[], object]]] = web.AppKey("reload_hooks")  # run on SIGHUP
 
 # Filled by the feature contexts in app.py.
 JWKS: web.AppKey[JwksCache] = web.AppKey("jwks")

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from service.errors import BrokerError, NotFound
 from service.logs import get_logger
+from service.metrics import Metrics
 from service.storage.acs_identity_map import AcsIdentityMap
 
 from .acs import AcsClient
@@ -21,7 +22,7 @@ log = get_logger("tokenbroker.downstream.acs")
 
 
 class AcsIdentities:
-    def __init__(self, client: AcsClient, mapping: AcsIdentityMap, *, metrics=None) -> None:
+    def __init__(self, client: AcsClient, mapping: AcsIdentityMap, *, metrics: Metrics | None = None) -> None:
         self._client = client
         self._map = mapping
         self._creating: SingleFlightCache[tuple[str, bool]] = SingleFlightCache(

@@ -20,6 +20,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 V = TypeVar("V")
@@ -71,7 +72,7 @@ class SingleFlightCache(Generic[V]):
             self._count("miss")
             task = asyncio.ensure_future(self._run(key, factory, ttl_fn))
             self._inflight[key] = task
-            task.add_done_callback(lambda t, k=key: self._done(k, t))
+            task.add_done_callback(partial(self._done, key))
         # shield: a cancelled caller must not cancel the shared call of the others
         return await asyncio.shield(task)
 

@@ -19,6 +19,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from azure.core.exceptions import AzureError, HttpResponseError
@@ -27,6 +28,7 @@ from azure.identity.aio import OnBehalfOfCredential
 from ..digest import short_hash
 from ..errors import BrokerError, DownstreamError
 from ..logs import audit, current_request_id, get_logger
+from ..metrics import Metrics
 from ..settings import EntraSettings, OboSettings
 from .cache import SingleFlightCache
 from .entra_credentials import BrokerCredential, CredentialUnavailable, pipeline_kwargs
@@ -66,7 +68,7 @@ class _Outcome:
 
 class EntraOboClient:
     def __init__(self, entra: EntraSettings, downstreams: Mapping[str, OboSettings],
-                 session: aiohttp.ClientSession, credential: BrokerCredential, *, metrics=None,
+                 session: aiohttp.ClientSession, credential: BrokerCredential, *, metrics: Metrics | None = None,
                  clock: Callable[[], float] = time.time, max_entries: int = MAX_ENTRIES) -> None:
         self._entra = entra
         self._downstreams = dict(downstreams)
@@ -158,7 +160,7 @@ class EntraOboClient:
         outcome = "error"
         answered: dict[str, int] = {}
 
-        def seen(response) -> None:   # the status Entra answered with, even if unreadable
+        def seen(response: Any) -> None:   # the status Entra answered with, even if unreadable
             answered["status"] = response.http_response.status_code
 
         try:
@@ -168,8 +170,8 @@ class EntraOboClient:
                 **pipeline_kwargs(self._session, timeout=self._entra.timeout))
             async with credential:
                 # Entra reads `client-request-id`; azure-core's RequestIdPolicy sets x-ms-client-request-id.
-                kwargs = {"headers": {"client-request-id": request_id}, "request_id": request_id} \
-                    if request_id else {}
+                kwargs: dict[str, Any] = {"headers": {"client-request-id": request_id},
+                                          "request_id": request_id} if request_id else {}
                 token = await credential.get_token(*scopes, **kwargs)
             if not isinstance(token.token, str) or not token.token:
                 raise ValueError("Entra answered without an access token")

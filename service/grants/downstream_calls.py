@@ -131,7 +131,7 @@ async def call_obo(validator: EntraTokens, client: OboExchange | None, name: str
                    now: float, check: Check = _no_check) -> DownstreamResult:
     """An Entra token for `[obo.<name>]` on behalf of the assertion's user."""
     downstream = client.downstream(name) if client is not None else None
-    if downstream is None:
+    if client is None or downstream is None:
         raise _unavailable(f"obo:{name}")
     p = await validator.validate(assertion, now=now)
     if p.is_app_only or not p.oid or not p.tid:   # there is no user to act for

@@ -26,6 +26,7 @@ from ..downstream.acs import AcsClient, iso_utc
 from ..downstream.acs_identities import AcsIdentities
 from ..errors import BrokerError, NotFound
 from ..logs import audit
+from ..settings import AcsSettings
 from ..typedefs import ACS_CLIENT, ACS_IDENTITIES, SETTINGS
 from ..validation.entra import EntraPrincipal
 from .api_acs_openapi import OPENAPI
@@ -44,7 +45,7 @@ class _Audit:
         self.fields: dict = {"route": f"{request.method} {request.path}"}
         self.trace: dict = {}
 
-    def subject(self, principal) -> None:
+    def subject(self, principal: EntraPrincipal) -> None:
         self.fields.update(tid=principal.tid, user=short_hash(f"{principal.tid}:{principal.oid}"),
                            client_app=principal.app_id)
 
@@ -93,10 +94,18 @@ def _audited(event: str) -> Callable[[Handler], Callable[[web.Request], Awaitabl
     return wrap
 
 
+def _acs_settings(request: web.Request) -> AcsSettings:
+    """[acs]: these routes are mounted only when it is configured."""
+    acs = request.app[SETTINGS].acs
+    if acs is None:
+        raise NotFound()
+    return acs
+
+
 @_audited("acs.teams_exchange")
 async def teams_token(request: web.Request, bearer: EntraPrincipal, record: _Audit) -> web.Response:
     raw = teams_header(request)
-    acs = request.app[SETTINGS].acs
+    acs = _acs_settings(request)
     teams = await check_teams_token(request, raw, bearer, acs)
     record.fields["teams_app"] = teams.app_id
     client: AcsClient = request.app[ACS_CLIENT]
@@ -109,7 +118,7 @@ async def teams_token(request: web.Request, bearer: EntraPrincipal, record: _Aud
 
 @_audited("acs.identity_token")
 async def identity_token(request: web.Request, principal: EntraPrincipal, record: _Audit) -> web.Response:
-    acs = request.app[SETTINGS].acs
+    acs = _acs_settings(request)
     identity, token, expires_on = await request.app[ACS_IDENTITIES].token(
         principal.tid, principal.oid, scopes=acs.identity_scopes,
         minutes=acs.identity_token_ttl // 60, trace=record.trace)

@@ -20,7 +20,8 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 async def token(request: web.Request) -> web.Response:
     started = time.perf_counter()
-    client_id, grant, trace, keys = "", "unknown", AuditTrace(), ()
+    client_id, grant, trace = "", "unknown", AuditTrace()
+    keys: tuple[str, ...] = ()
     try:
         form = await read_form(request)
         keys = throttling.keys(request, form)

@@ -57,11 +57,11 @@ def _uint(n: int, length: int | None = None) -> str:
 def _required_members(public: Any) -> dict[str, str]:
     """The RFC 7638 §3.2 required members of a public JWK."""
     if isinstance(public, ec.EllipticCurvePublicKey):
-        nums = public.public_numbers()
-        return {"crv": "P-256", "kty": "EC", "x": _uint(nums.x, 32), "y": _uint(nums.y, 32)}
+        point = public.public_numbers()
+        return {"crv": "P-256", "kty": "EC", "x": _uint(point.x, 32), "y": _uint(point.y, 32)}
     if isinstance(public, rsa.RSAPublicKey):
-        nums = public.public_numbers()
-        return {"e": _uint(nums.e), "kty": "RSA", "n": _uint(nums.n)}
+        rsa_numbers = public.public_numbers()
+        return {"e": _uint(rsa_numbers.e), "kty": "RSA", "n": _uint(rsa_numbers.n)}
     if isinstance(public, ed25519.Ed25519PublicKey):
         raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return {"crv": "Ed25519", "kty": "OKP", "x": _b64(raw)}

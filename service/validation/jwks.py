@@ -29,7 +29,8 @@ from service.validation.jwt_checks import b64url_decode
 log = get_logger("tokenbroker.jwks")
 
 MAX_FETCH_SECONDS = 5.0
-_CURVES = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}
+_CURVES: dict[str, type[ec.SECP256R1 | ec.SECP384R1 | ec.SECP521R1]] = {
+    "P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ class JwksCache:
             self._count("cache_events_total", cache="jwks", event="coalesced")
         await asyncio.shield(entry.inflight)
 
-    def _refresh_in_background(self, entry: _Entry, url: str, loader) -> None:
+    def _refresh_in_background(self, entry: _Entry, url: str, loader: Callable[[str], Awaitable[Any]]) -> None:
         if entry.inflight is not None or not self._cooldown_over(entry):
             return
         entry.attempted_at = self._clock()
@@ -192,7 +193,7 @@ class JwksCache:
         if not task.cancelled():
             task.exception()  # already logged; mark retrieved
 
-    async def _run(self, entry: _Entry, url: str, loader) -> None:
+    async def _run(self, entry: _Entry, url: str, loader: Callable[[str], Awaitable[Any]]) -> None:
         try:
             entry.value = await loader(url)
             entry.fetched_at = self._clock()

@@ -37,7 +37,7 @@ import json
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -48,7 +48,8 @@ from service.errors import TokenInvalid
 
 MAX_TOKEN_BYTES = 16 * 1024
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
-_HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 _EC_CURVES = {"ES256": ("secp256r1", 32), "ES384": ("secp384r1", 48), "ES512": ("secp521r1", 66)}
 #: JWS header parameters whose keys we never use (RFC 8725 §3.5): they are simply ignored.
 KEY_CARRYING_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c"})
@@ -180,6 +181,10 @@ def verify_signature(alg: str, key: Any, signing_input: bytes, signature: bytes)
 
 # --- typed claim access ---------------------------------------------------------------------
 
+@overload
+def int_claim(claims: Mapping[str, Any], name: str, *, required: Literal[True]) -> int: ...
+@overload
+def int_claim(claims: Mapping[str, Any], name: str, *, required: bool = False) -> int | None: ...
 def int_claim(claims: Mapping[str, Any], name: str, *, required: bool = False) -> int | None:
     """An integer NumericDate: bool, float and numeric strings are refused."""
     if name not in claims:
@@ -192,6 +197,10 @@ def int_claim(claims: Mapping[str, Any], name: str, *, required: bool = False) -
     return value
 
 
+@overload
+def str_claim(claims: Mapping[str, Any], name: str, *, required: Literal[True]) -> str: ...
+@overload
+def str_claim(claims: Mapping[str, Any], name: str, *, required: bool = False) -> str | None: ...
 def str_claim(claims: Mapping[str, Any], name: str, *, required: bool = False) -> str | None:
     if name not in claims:
         if required:
@@ -224,6 +233,11 @@ def audiences(claims: Mapping[str, Any]) -> tuple[str, ...]:
     return ()
 
 
+@overload
+def check_times(claims: Mapping[str, Any], *, now: float, skew: float,
+                require_exp: Literal[True] = True) -> int: ...
+@overload
+def check_times(claims: Mapping[str, Any], *, now: float, skew: float, require_exp: bool) -> int | None: ...
 def check_times(claims: Mapping[str, Any], *, now: float, skew: float,
                 require_exp: bool = True) -> int | None:
     """exp (required by default), nbf and iat as integers, each with `skew` leeway. Returns exp.
