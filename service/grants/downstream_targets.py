@@ -40,6 +40,7 @@ from service.grants import policy
 from service.grants.base import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE, TokenRequest, TokenResponse
 from service.grants.collaborators import EntraTokens, OboExchange, TeamsExchange
 from service.grants.downstream_calls import call_acs_teams, call_obo
+from service.grants.exchange_params import read_exchange_params
 from service.grants.policy import ENTRA, Decision, PolicyInput
 from service.grants.subject_tokens import Subject, SubjectTokens
 from service.settings import Settings
@@ -118,21 +119,15 @@ class DownstreamTargets:
         """`linker` (grants/linking.py): the Entra user's account-linking mode applies here too,
         so `require_linked` refuses an unlinked user before ACS or Entra is called."""
         trace = req.trace
-        subject_token = req.require("subject_token")
-        subject_type = req.require("subject_token_type")
+        req.require("subject_token")
+        req.require("subject_token_type")
         if req.get("actor_token") is not None or req.get("actor_token_type") is not None:
             # ACS and Entra tokens cannot carry `act`: no delegation into a downstream
             raise InvalidRequest("Delegation is not supported for downstream targets.",
                                  reason="downstream_delegation_unsupported")
-        requested_type = req.get("requested_token_type") or ACCESS_TOKEN_TYPE
-        trace.requested_token_type = requested_type
-        if requested_type != ACCESS_TOKEN_TYPE:
-            raise InvalidRequest("The requested_token_type is not supported.", reason="unsupported_requested_type")
-        targets = req.targets
-        trace.audience = targets
-        requested_scopes = req.requested_scopes()
-        issuer_name = self._subjects.route(subject_token, subject_type)
-        trace.issuer = issuer_name
+        params = read_exchange_params(req, self._subjects, token_types=(ACCESS_TOKEN_TYPE,))
+        subject_token, targets, issuer_name = params.subject_token, params.targets, params.issuer
+        requested_scopes = params.requested_scopes
         decision = evaluate(PolicyInput(req.client, TOKEN_EXCHANGE, issuer_name, targets, requested_scopes),
                             self._settings)
         trace.rule = decision.rule

@@ -31,6 +31,7 @@ from service.grants.base import (
 )
 from service.grants.delegation import ACTOR_REFUSED, Delegations, actor_param
 from service.grants.downstream_targets import DownstreamTargets, is_downstream
+from service.grants.exchange_params import read_exchange_params
 from service.grants.federation import Federation, federated_scopes
 from service.grants.linking import AccountLinker
 from service.grants.opaque import OpaqueHandles, wants_opaque
@@ -107,23 +108,21 @@ class TokenExchangeGrant:
 
     async def handle(self, req: TokenRequest, *, now: float) -> TokenResponse:
         trace = req.trace
-        subject_token = req.require("subject_token")
-        subject_type = req.require("subject_token_type")
+        req.require("subject_token")
+        req.require("subject_token_type")
         if any(is_downstream(t) for t in req.targets):   # ACS / Entra OBO: downstream_targets.py
             return await self._downstream.handle(req, now=now, linker=self._linker)
         actor_param(req)
-        requested_type = req.get("requested_token_type") or ACCESS_TOKEN_TYPE
-        trace.requested_token_type = requested_type
-        if requested_type not in REQUESTED_TOKEN_TYPES:
-            raise InvalidRequest("The requested_token_type is not supported.", reason="unsupported_requested_type")
-        if wants_opaque(req.client) and requested_type != ACCESS_TOKEN_TYPE:
-            raise InvalidRequest("The requested_token_type is not supported.", reason="opaque_client_jwt_requested")
-        targets = req.targets
-        trace.audience = targets
-        requested_scopes = req.requested_scopes()
 
-        issuer_name = self._subjects.route(subject_token, subject_type)
-        trace.issuer = issuer_name
+        def opaque_only(requested_type: str) -> None:
+            if wants_opaque(req.client) and requested_type != ACCESS_TOKEN_TYPE:
+                raise InvalidRequest("The requested_token_type is not supported.",
+                                     reason="opaque_client_jwt_requested")
+
+        params = read_exchange_params(req, self._subjects, token_types=REQUESTED_TOKEN_TYPES,
+                                      check_type=opaque_only)
+        subject_token, requested_type, targets = params.subject_token, params.requested_token_type, params.targets
+        requested_scopes, issuer_name = params.requested_scopes, params.issuer
         inp = policy.PolicyInput(req.client, self.GRANT_TYPE, issuer_name, targets, requested_scopes)
         first = policy.evaluate(inp)
         trace.rule = first.rule                  # audited on a denial too: `tokenbroker explain` names it
