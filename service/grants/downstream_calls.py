@@ -139,8 +139,9 @@ async def call_obo(validator: EntraTokens, client: OboExchange | None, name: str
     await check(p)
     trace.extra.update(downstream="entra_obo", downstream_request_id=current_request_id() or None)
     caller = OboCaller(tid=p.tid, oid=p.oid, app_id=p.app_id, token_hash=p.token_hash, assertion_exp=p.exp)
+    calls: dict[str, Any] = {}
     try:
-        token = await client.exchange(downstream, assertion, caller)
+        token = await client.exchange(downstream, assertion, caller, trace=calls)
     except BrokerError as e:
         cause = e.__cause__
         if cause is not None:
@@ -151,6 +152,8 @@ async def call_obo(validator: EntraTokens, client: OboExchange | None, name: str
         if mapped is e:
             raise
         raise mapped from e
+    finally:
+        trace.extra["downstream_cached"] = calls.get("cache") in ("hit", "coalesced")
     return DownstreamResult(token.access_token, "Bearer", max(1, math.floor(token.expires_on - now)),
                             token.scope, str(p.claims.get("iss", "")), p.tid, p.oid,
                             token_id(token.access_token))

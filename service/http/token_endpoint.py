@@ -9,9 +9,9 @@ from aiohttp import web
 
 from ..errors import BrokerError, InvalidRequest, UnauthorizedClient
 from ..grants import GRANT_TYPES, TokenRequest
-from ..grants import audit as token_audit
 from ..grants.base import AuditTrace
 from ..typedefs import CLOCK, GRANTS, METRICS
+from . import audit as token_audit
 from . import throttling
 from .forms import read_form, single
 
