@@ -60,7 +60,6 @@ log = get_logger("tokenbroker.app")
 # the HTTP parser's header limits sit well above aiohttp's 8 KB default.
 HANDLER_ARGS = {"max_line_size": 65536, "max_field_size": 65536}
 CLIENT_MAX_SIZE = 256 * 1024
-KEY_RELOAD_INTERVAL = 5.0  # seconds; every replica reading one keys_dir converges this fast
 
 
 def outgoing_ssl_context(ca_bundle: str) -> ssl.SSLContext:
@@ -117,7 +116,8 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _issuing(app: web.Application) -> AsyncIterator[None]:
-    """Our signing keys (created on first start, reloaded on SIGHUP and every few seconds)."""
+    """Our signing keys (created on first start, reloaded on SIGHUP and every
+    `issuer.key_reload_interval` seconds)."""
     settings, clock = app[SETTINGS], app[CLOCK]
     ring: Keyring | None = app[OVERRIDES].get("keyring")
     if ring is None:
@@ -132,7 +132,7 @@ async def _issuing(app: web.Application) -> AsyncIterator[None]:
 
     async def watch() -> None:
         while True:
-            await asyncio.sleep(KEY_RELOAD_INTERVAL)
+            await asyncio.sleep(settings.issuer.key_reload_interval)
             try:
                 await asyncio.to_thread(ring.reload)
             except Exception:  # keep the last good keys; the keyring logs why

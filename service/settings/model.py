@@ -184,6 +184,7 @@ class IssuerSettings:
     key_activation_delay: int = 600
     access_token_ttl: int = 900
     refresh_token_ttl: int = 86400
+    key_reload_interval: int = 5     # seconds between re-reads of keys_dir (replicas converge this fast)
 
     def __post_init__(self) -> None:
         _freeze(self, "keys_dir", Path(self.keys_dir).absolute())

@@ -193,6 +193,7 @@ def build_issuer(raw: Any, c: Checks) -> IssuerSettings:
     c.at_least("issuer.key_activation_delay", v["key_activation_delay"], 0)
     c.at_least("issuer.access_token_ttl", v["access_token_ttl"], 1)
     c.at_least("issuer.refresh_token_ttl", v["refresh_token_ttl"], 1)
+    c.at_least("issuer.key_reload_interval", v["key_reload_interval"], 1, 3600)
     return IssuerSettings(**v)
 
 
