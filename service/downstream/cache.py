@@ -21,13 +21,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
+
+from service.metrics import Metrics
 
 V = TypeVar("V")
 
 
 class SingleFlightCache(Generic[V]):
-    def __init__(self, name: str, *, max_entries: int = 10_000, metrics: Any = None,
+    def __init__(self, name: str, *, max_entries: int = 10_000, metrics: Metrics | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")

@@ -45,14 +45,15 @@ from service.grants.base import AuditTrace
 from service.grants.collaborators import EntraTokens, OboExchange, TeamsExchange
 from service.logs import current_request_id
 from service.settings import Settings
+from service.validation.entra import EntraPrincipal
 from service.validation.teams import validate_teams_token
 
 NOT_ACCEPTABLE = "The subject token is not acceptable."
 #: run on the validated user before the downstream call (account linking may refuse)
-Check = Callable[[Any], Awaitable[None]]
+Check = Callable[[EntraPrincipal], Awaitable[None]]
 
 
-async def _no_check(_principal: Any) -> None:
+async def _no_check(_principal: EntraPrincipal) -> None:
     return None
 
 

@@ -26,8 +26,6 @@ applies before the downstream call: `require_linked` refuses an unlinked user, `
 
 from __future__ import annotations
 
-from typing import Any
-
 from service.digest import short_hash
 from service.errors import (
     InvalidRequest,
@@ -41,9 +39,11 @@ from service.grants.base import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE, TokenRequest,
 from service.grants.collaborators import EntraTokens, OboExchange, TeamsExchange
 from service.grants.downstream_calls import call_acs_teams, call_obo
 from service.grants.exchange_params import read_exchange_params
+from service.grants.linking import AccountLinker
 from service.grants.policy import ENTRA, Decision, PolicyInput
 from service.grants.subject_tokens import Subject, SubjectTokens
 from service.settings import Settings
+from service.validation.entra import EntraPrincipal
 
 ACS_TEAMS = "acs:teams"
 OBO_PREFIX = "obo:"
@@ -115,7 +115,7 @@ class DownstreamTargets:
         self._subjects = subjects
         self._entra, self._acs, self._obo = entra, acs, obo
 
-    async def handle(self, req: TokenRequest, *, now: float, linker: Any = None) -> TokenResponse:
+    async def handle(self, req: TokenRequest, *, now: float, linker: AccountLinker | None = None) -> TokenResponse:
         """`linker` (grants/linking.py): the Entra user's account-linking mode applies here too,
         so `require_linked` refuses an unlinked user before ACS or Entra is called."""
         trace = req.trace
@@ -137,7 +137,7 @@ class DownstreamTargets:
             raise InvalidTarget(detail="no Entra validator", reason="downstream_unavailable")
         target = targets[0]
 
-        async def check(p: Any) -> None:
+        async def check(p: EntraPrincipal) -> None:
             if linker is not None:
                 await linker.resolve(Subject(ENTRA, str(p.claims.get("iss", "")), f"{p.tid}/{p.oid}",
                                              frozenset(), int(p.exp), p.claims, tid=p.tid, oid=p.oid))

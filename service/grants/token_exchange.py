@@ -29,6 +29,7 @@ from service.grants.base import (
     TokenResponse,
     scope_for_response,
 )
+from service.grants.collaborators import OwnTokens
 from service.grants.delegation import ACTOR_REFUSED, Delegations, actor_param
 from service.grants.downstream_targets import DownstreamTargets, is_downstream
 from service.grants.exchange_params import read_exchange_params
@@ -77,7 +78,7 @@ async def resolve_subject(subject: Subject, *, federation: Federation | None = N
     return ResolvedSubject(account.id, claims=account.token_claims())
 
 
-def mint_access_token(issuer: Any, *, sub: str, audiences: tuple[str, ...], client_id: str,
+def mint_access_token(issuer: OwnTokens, *, sub: str, audiences: tuple[str, ...], client_id: str,
                       scopes: tuple[str, ...], extra: dict[str, Any], ttl: float, now: float) -> Issued:
     claims: dict[str, Any] = {"sub": sub, "aud": audiences[0] if len(audiences) == 1 else list(audiences),
                               "client_id": client_id}
@@ -92,7 +93,7 @@ def mint_access_token(issuer: Any, *, sub: str, audiences: tuple[str, ...], clie
 class TokenExchangeGrant:
     GRANT_TYPE = TOKEN_EXCHANGE
 
-    def __init__(self, settings: Settings, *, subjects: SubjectTokens, issuer: Any,
+    def __init__(self, settings: Settings, *, subjects: SubjectTokens, issuer: OwnTokens,
                  refresh_tokens: RefreshTokens, federation: Federation | None = None,
                  linker: AccountLinker | None = None, opaque: OpaqueHandles | None = None,
                  downstream: DownstreamTargets | None = None) -> None:

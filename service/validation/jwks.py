@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from service.errors import DownstreamError, TokenInvalid
 from service.logs import get_logger
-from service.validation.jwt_checks import b64url_decode
+from service.metrics import Metrics
+from service.validation.jwt_checks import PublicKey, b64url_decode
 
 log = get_logger("tokenbroker.jwks")
 
@@ -36,7 +37,7 @@ _CURVES: dict[str, type[ec.SECP256R1 | ec.SECP384R1 | ec.SECP521R1]] = {
 @dataclass(frozen=True)
 class CachedKey:
     kid: str
-    key: Any                 # a cryptography public key
+    key: PublicKey
     kty: str
     alg: str | None = None
     issuer: str | None = None
@@ -100,7 +101,7 @@ class _Entry:
 
 class JwksCache:
     def __init__(self, session: aiohttp.ClientSession, *, timeout: float, cooldown: float = 30,
-                 max_bytes: int = 65536, metrics: Any = None,
+                 max_bytes: int = 65536, metrics: Metrics | None = None,
                  clock: Callable[[], float] = time.monotonic, max_age: float = 3600,
                  doc_max_age: float = 86400) -> None:
         self._session = session

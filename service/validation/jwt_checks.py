@@ -47,6 +47,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from service.errors import TokenInvalid
 
 MAX_TOKEN_BYTES = 16 * 1024
+#: the public keys a signature can be checked with; `bytes` is an HMAC secret
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+VerifyingKey = PublicKey | bytes
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
     "256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
@@ -143,7 +146,7 @@ def check_header(header: Mapping[str, Any], algorithms: Collection[str]) -> str:
     return alg
 
 
-def verify_signature(alg: str, key: Any, signing_input: bytes, signature: bytes) -> bool:
+def verify_signature(alg: str, key: VerifyingKey, signing_input: bytes, signature: bytes) -> bool:
     """True when `signature` is valid for `alg` with `key`; the key family must fit the alg.
 
     Never raises for a bad signature or a key of the wrong type (PyJWT's TypeError trap).
