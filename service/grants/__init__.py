@@ -6,9 +6,8 @@ no per-request state. No aiohttp.web here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from service.errors import UnsupportedGrantType
 from service.grants.base import REFRESH_TOKEN, TOKEN_EXCHANGE, Grant, TokenRequest, TokenResponse
@@ -25,7 +24,7 @@ from service.grants.revocation import Revoker
 from service.grants.subject_tokens import SubjectTokens
 from service.grants.throttle import Throttle
 from service.grants.token_exchange import TokenExchangeGrant
-from service.settings import Settings
+from service.settings import ClientSettings, Settings
 from service.storage.base import Store
 from service.storage.jti_records import ReplayCache, RevokedJtis
 from service.validation.trusted_issuers import TrustedIssuerValidator
@@ -44,7 +43,8 @@ class TokenService:
     clients: ClientAuthenticator | None = None      # every client-authentication method
     throttle: Throttle | None = None                # brute-force counter (per replica)
 
-    async def authenticate_client(self, authorization: str | None, form: Any, *, now: float) -> Any:
+    async def authenticate_client(self, authorization: str | None, form: Mapping[str, Sequence[str]], *,
+                                  now: float) -> ClientSettings:
         """The authenticated ClientSettings (secret or private_key_jwt), else InvalidClient."""
         if self.clients is None:
             raise RuntimeError("TokenService was built without a client authenticator")
