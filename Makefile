@@ -41,7 +41,7 @@ MIN_VENV := .venv-min
 test-min-versions:
 	rm -rf $(MIN_VENV) && $(PYTHON) -m venv $(MIN_VENV)
 	$(PYTHON) .ci/min_versions.py constraints > $(MIN_VENV)/constraints.txt
-	$(MIN_VENV)/bin/pip install --quiet -c $(MIN_VENV)/constraints.txt .
+	$(MIN_VENV)/bin/pip install --quiet -c $(MIN_VENV)/constraints.txt . && rm -rf build
 	cd $(MIN_VENV) && bin/python ../.ci/min_versions.py import-all
 	$(MIN_VENV)/bin/tokenbroker check-config --config deploy/config.example.toml
 
