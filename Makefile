@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint system-deps bench readme clean
+.PHONY: install run test lint test-min-versions system-deps bench readme clean
 
 install: $(STAMP)
 
@@ -42,6 +42,17 @@ test: install system-deps
 lint: install
 	$(BIN)/ruff check service emulators minimal_client tests
 	$(BIN)/hadolint Dockerfile
+	$(BIN)/mypy
+
+# The lowest allowed versions: a fresh venv, the package installed with every runtime dependency
+# pinned to its pyproject floor, then every module imported and the example config checked.
+MIN_VENV := .venv-min
+test-min-versions:
+	rm -rf $(MIN_VENV) && $(PYTHON) -m venv $(MIN_VENV)
+	$(PYTHON) .ci/min_versions.py constraints > $(MIN_VENV)/constraints.txt
+	$(MIN_VENV)/bin/pip install --quiet -c $(MIN_VENV)/constraints.txt . && rm -rf build
+	cd $(MIN_VENV) && bin/python ../.ci/min_versions.py import-all
+	$(MIN_VENV)/bin/tokenbroker check-config --config deploy/config.example.toml
 
 bench: install
 	$(BIN)/python -m bench | tee bench/RESULTS.md.new && mv bench/RESULTS.md.new bench/RESULTS.md
@@ -51,4 +62,4 @@ readme: install
 	$(BIN)/python docs/build_readme.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(MIN_VENV) .pytest_cache build *.egg-info

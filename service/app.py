@@ -2,7 +2,8 @@
 
 Everything with a lifetime is a `cleanup_ctx`, in dependency order (only the steps that
 started are torn down): outgoing HTTP session → JWKS cache and validators → store → shared
-downstream cache (Redis) → keyring and issuer → downstream clients.
+downstream cache (Redis) → keyring and issuer → downstream clients → grants, which receive the
+real objects built above.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aiohttp import web
 
 from .downstream.acs import AcsClient
 from .downstream.acs_identities import AcsIdentities
-from .downstream.entra_credentials import load_broker_credential
+from .downstream.entra_credentials import BrokerCredential, load_broker_credential
 from .downstream.entra_obo import EntraOboClient
 from .downstream.redis_entra import redis_credential_provider
 from .downstream.sealing import SealingKeys
@@ -34,7 +35,7 @@ from .logs import get_logger
 from .metrics import Metrics
 from .settings import Settings
 from .storage import open_store
-from .storage.repos import AcsIdentityMap
+from .storage.acs_identity_map import AcsIdentityMap
 from .typedefs import (
     ACS_CLIENT,
     ACS_IDENTITIES,
@@ -64,7 +65,6 @@ log = get_logger("tokenbroker.app")
 # the HTTP parser's header limits sit well above aiohttp's 8 KB default.
 HANDLER_ARGS = {"max_line_size": 65536, "max_field_size": 65536}
 CLIENT_MAX_SIZE = 256 * 1024
-KEY_RELOAD_INTERVAL = 5.0  # seconds; every replica reading one keys_dir converges this fast
 
 
 def outgoing_ssl_context(ca_bundle: str) -> ssl.SSLContext:
@@ -90,11 +90,10 @@ async def _http_session(app: web.Application) -> AsyncIterator[None]:
 async def _entra_validation(app: web.Application) -> AsyncIterator[None]:
     """JWKS cache (shared by every validator) and the Entra bearer validator."""
     overrides = app[OVERRIDES]
-    jwks = overrides.get("jwks") or JwksCache(
-        app[HTTP], timeout=app[SETTINGS].entra.timeout if app[SETTINGS].entra else 5,
-        metrics=app[METRICS])
-    app[JWKS] = jwks
     entra = app[SETTINGS].entra
+    jwks = overrides.get("jwks") or JwksCache(app[HTTP], timeout=entra.timeout if entra else 5,
+                                              metrics=app[METRICS])
+    app[JWKS] = jwks
     if entra is not None:
         validator = overrides.get("entra_validator") or EntraValidator(entra, jwks, metrics=app[METRICS])
         app[ENTRA_VALIDATOR] = validator
@@ -145,10 +144,13 @@ async def _shared_cache(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _issuing(app: web.Application) -> AsyncIterator[None]:
-    """Our signing keys (created on first start, reloaded on SIGHUP and every few seconds)."""
+    """Our signing keys (created on first start, reloaded on SIGHUP and every
+    `issuer.key_reload_interval` seconds)."""
     settings, clock = app[SETTINGS], app[CLOCK]
-    ring = app[OVERRIDES].get("keyring") or await asyncio.to_thread(
-        Keyring.load_or_create, settings.issuer.keys_dir, settings.issuer.signing_alg, now=clock())
+    ring: Keyring | None = app[OVERRIDES].get("keyring")
+    if ring is None:
+        ring = await asyncio.to_thread(Keyring.load_or_create, settings.issuer.keys_dir,
+                                       settings.issuer.signing_alg, now=clock())
     app[KEYRING] = ring
     app[TOKEN_ISSUER] = TokenIssuer(settings.server.public_url, ring)
     app[RELOAD_HOOKS].append(ring.reload)
@@ -158,7 +160,7 @@ async def _issuing(app: web.Application) -> AsyncIterator[None]:
 
     async def watch() -> None:
         while True:
-            await asyncio.sleep(KEY_RELOAD_INTERVAL)
+            await asyncio.sleep(settings.issuer.key_reload_interval)
             try:
                 await asyncio.to_thread(ring.reload)
             except Exception:  # keep the last good keys; the keyring logs why
@@ -177,17 +179,20 @@ async def _grants(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     trusted = await asyncio.to_thread(TrustedIssuerValidator, settings.trusted_issuers, app[JWKS])
     app[GRANTS] = TokenService.build(settings, store=app[STORE], issuer=app[TOKEN_ISSUER], trusted=trusted,
-                                     entra=lambda: app.get(ENTRA_VALIDATOR), clock=app[CLOCK],
-                                     acs=lambda: app.get(ACS_CLIENT), obo=lambda: app.get(OBO_CLIENT))
+                                     clock=app[CLOCK], entra=app.get(ENTRA_VALIDATOR),
+                                     acs=app.get(ACS_CLIENT), obo=app.get(OBO_CLIENT))
     yield
 
 
-async def _broker_credential(app: web.Application):
+async def _broker_credential(app: web.Application) -> BrokerCredential:
     """The broker's own Entra credential from [entra], read once (in a thread) for OBO and ACS."""
-    overrides = app[OVERRIDES]
+    overrides, entra = app[OVERRIDES], app[SETTINGS].entra
+    if entra is None:
+        raise ConfigurationError(["entra: the broker's credential needs [entra]"])
     if overrides.get("broker_credential") is None:
-        overrides["broker_credential"] = await asyncio.to_thread(load_broker_credential, app[SETTINGS].entra)
-    return overrides["broker_credential"]
+        overrides["broker_credential"] = await asyncio.to_thread(load_broker_credential, entra)
+    credential: BrokerCredential = overrides["broker_credential"]
+    return credential
 
 
 async def _obo_client(app: web.Application) -> AsyncIterator[None]:
@@ -240,8 +245,8 @@ def create_app(settings: Settings, *, overrides: Mapping[str, Any] | None = None
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_shared_cache)
     app.cleanup_ctx.append(_issuing)
-    app.cleanup_ctx.append(_grants)
     app.cleanup_ctx.append(_obo_client)
     app.cleanup_ctx.append(_acs_client)
+    app.cleanup_ctx.append(_grants)          # last: it receives every collaborator above
     setup_routes(app)
     return app

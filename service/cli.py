@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .errors import ConfigurationError
+from .settings import Settings
 
 
 def _config_path(args: argparse.Namespace) -> Path | None:
@@ -19,7 +20,7 @@ def _config_path(args: argparse.Namespace) -> Path | None:
     return Path(value) if value else None
 
 
-def load_from_args(args: argparse.Namespace, flags: dict | None = None):
+def load_from_args(args: argparse.Namespace, flags: dict[str, object] | None = None) -> Settings:
     """Settings from --config/TOKENBROKER_CONFIG + environment + flags; exit 2 when invalid."""
     from .settings import load_settings, load_settings_file
 

@@ -20,9 +20,14 @@ import asyncio
 import json
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
+
+from .cli_admin import LoadSettings, Subcommands
+
+if TYPE_CHECKING:
+    from .grants.linking import Account, Accounts
+    from .settings import Settings
 
 _ATTR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -35,7 +40,7 @@ class BadInput(Exception):
         self.code = code
 
 
-def add_accounts_command(sub: Any, load_from_args: Callable[[argparse.Namespace], Any]) -> None:
+def add_accounts_command(sub: Subcommands, load_from_args: LoadSettings) -> None:
     p = sub.add_parser("accounts", help="local accounts and their links (account linking)")
     p.add_argument("--config")
     acc = p.add_subparsers(dest="accounts_command", required=True)
@@ -55,11 +60,11 @@ def add_accounts_command(sub: Any, load_from_args: Callable[[argparse.Namespace]
     p.set_defaults(func=lambda args: run_accounts(args, load_from_args))
 
 
-def _emit(value: dict[str, Any], stream: Any = None) -> None:
+def _emit(value: dict[str, Any], stream: TextIO | None = None) -> None:
     print(json.dumps(value, ensure_ascii=False, sort_keys=True), file=stream or sys.stdout, flush=True)
 
 
-def run_accounts(args: argparse.Namespace, load_from_args: Callable[[argparse.Namespace], Any]) -> int:
+def run_accounts(args: argparse.Namespace, load_from_args: LoadSettings) -> int:
     from .logs import configure_logging
 
     settings = load_from_args(args)
@@ -74,7 +79,7 @@ def run_accounts(args: argparse.Namespace, load_from_args: Callable[[argparse.Na
         return 2
 
 
-async def _run(args: argparse.Namespace, settings: Any) -> int:
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
     from .grants.linking import Accounts
     from .storage import open_store
 
@@ -88,7 +93,7 @@ async def _run(args: argparse.Namespace, settings: Any) -> int:
         await store.close()
 
 
-async def _command(args: argparse.Namespace, settings: Any, accounts: Any) -> int:
+async def _command(args: argparse.Namespace, settings: Settings, accounts: Accounts) -> int:
     from .grants.linking import AccountConflict, audit_link
     from .logs import audit
 
@@ -125,7 +130,7 @@ async def _command(args: argparse.Namespace, settings: Any, accounts: Any) -> in
     return 0
 
 
-async def _account(accounts: Any, account_id: str) -> Any:
+async def _account(accounts: Accounts, account_id: str) -> Account:
     account = await accounts.get(account_id) if account_id.strip() else None
     if account is None:
         raise BadInput("unknown_account", f"no account {account_id[:80]!r}")
@@ -147,7 +152,7 @@ def _attributes(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _identity(settings: Any, issuer: str, subject: str) -> tuple[str, str]:
+def _identity(settings: Settings, issuer: str, subject: str) -> tuple[str, str]:
     names = {t.name for t in settings.trusted_issuers} | ({"entra"} if settings.entra is not None else set())
     if issuer not in names:
         raise BadInput("unknown_issuer", f"--issuer {issuer[:80]!r} is not a trusted issuer name"

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import TypeAlias
+
+from .settings import Settings
+
+#: `cli.load_from_args`: the settings of the command's --config (exits 2 when invalid)
+LoadSettings = Callable[[argparse.Namespace], Settings]
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
-def add_admin_commands(sub, load_from_args) -> None:
+def add_admin_commands(sub: Subcommands, load_from_args: LoadSettings) -> None:
     keys = sub.add_parser("keys", help="signing keys of our own tokens")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     p = keys_sub.add_parser("rotate", help="add a next key (published now, signing after the delay)")
@@ -17,7 +25,7 @@ def add_admin_commands(sub, load_from_args) -> None:
     add_accounts_command(sub, load_from_args)
 
 
-def _keys_rotate(args: argparse.Namespace, load_from_args) -> int:
+def _keys_rotate(args: argparse.Namespace, load_from_args: LoadSettings) -> int:
     import time
 
     from .issuing.keyring import rotate_keys

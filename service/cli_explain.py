@@ -13,10 +13,11 @@ import argparse
 import json
 import sys
 
+from .cli_admin import LoadSettings, Subcommands
 from .grants.base import TOKEN_EXCHANGE
 
 
-def add_explain_command(sub, load_from_args) -> None:
+def add_explain_command(sub: Subcommands, load_from_args: LoadSettings) -> None:
     p = sub.add_parser("explain", help="which policy rule allows or denies a token request",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--config", help="TOML file (default: $TOKENBROKER_CONFIG)")
@@ -33,7 +34,7 @@ def add_explain_command(sub, load_from_args) -> None:
     p.set_defaults(func=lambda args: _explain(args, load_from_args))
 
 
-def _explain(args: argparse.Namespace, load_from_args) -> int:
+def _explain(args: argparse.Namespace, load_from_args: LoadSettings) -> int:
     from .grants.explain import ExplainInputError, explain
 
     settings = load_from_args(args)          # exit 2 (with every problem) when invalid

@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 _UNSAFE = re.compile(r'[^\x20-\x21\x23-\x5b\x5d-\x7e]')
 
@@ -90,7 +91,7 @@ class InvalidClient(OAuthError):
     status, error = 401, "invalid_client"
     default_description = "Client authentication failed."
 
-    def __init__(self, description: str | None = None, *, basic: bool = False, **kw) -> None:
+    def __init__(self, description: str | None = None, *, basic: bool = False, **kw: Any) -> None:
         super().__init__(description, **kw)
         if basic:
             self.extra_headers.setdefault("WWW-Authenticate", 'Basic realm="tokenbroker"')
@@ -146,7 +147,7 @@ class ConsentRequired(OAuthError):
     status, error = 403, "consent_required"
     default_description = "The user or an administrator has not consented to the downstream API."
 
-    def __init__(self, description: str | None = None, *, consent_url: str = "", **kw) -> None:
+    def __init__(self, description: str | None = None, *, consent_url: str = "", **kw: Any) -> None:
         super().__init__(description, **kw)
         self.consent_url = consent_url
 
@@ -162,7 +163,7 @@ class TooManyAttempts(OAuthError):
     status, error = 429, "too_many_attempts"
     default_description = "Too many failed attempts; try again later."
 
-    def __init__(self, description: str | None = None, *, retry_after: int, **kw) -> None:
+    def __init__(self, description: str | None = None, *, retry_after: int, **kw: Any) -> None:
         super().__init__(description, **kw)
         self.retry_after = max(1, int(retry_after))
         self.extra_headers["Retry-After"] = str(self.retry_after)
@@ -173,7 +174,7 @@ class InvalidTeamsToken(OAuthError):
     error = "invalid_teams_token"
     default_description = "The teams-user-aad-token header is missing a valid Teams token."
 
-    def __init__(self, description: str | None = None, *, status: int = 400, **kw) -> None:
+    def __init__(self, description: str | None = None, *, status: int = 400, **kw: Any) -> None:
         super().__init__(description, **kw)
         self.status = status
 
@@ -213,7 +214,7 @@ class InsufficientScope(BearerError):
     status, error = 403, "insufficient_scope"
     default_description = "The access token lacks a required scope."
 
-    def __init__(self, description: str | None = None, *, scope: Iterable[str] = (), **kw) -> None:
+    def __init__(self, description: str | None = None, *, scope: Iterable[str] = (), **kw: Any) -> None:
         super().__init__(description, **kw)
         self.scope = " ".join(scope)
 
@@ -232,7 +233,7 @@ class InteractionRequired(BearerError):
     status, error = 401, "insufficient_claims"
     default_description = "The user must sign in again to satisfy a claims challenge."
 
-    def __init__(self, *, authorization_uri: str, claims_b64: str, **kw) -> None:
+    def __init__(self, *, authorization_uri: str, claims_b64: str, **kw: Any) -> None:
         super().__init__(**kw)
         self.authorization_uri = authorization_uri
         self.claims_b64 = claims_b64
@@ -247,9 +248,11 @@ class InteractionRequired(BearerError):
 class TokenValidationError(BrokerError):
     """An inbound JWT was refused. `reason` is a short machine code for logs and metrics."""
     status, error = 401, "invalid_token"
+    context: dict[str, str]      # what is known about the token (kid, tid, app_id, oid), for the log
 
-    def __init__(self, reason: str, detail: str = "", **kw) -> None:
+    def __init__(self, reason: str, detail: str = "", **kw: Any) -> None:
         super().__init__(detail=detail, reason=reason, **kw)
+        self.context = {}
 
 
 class TokenInvalid(TokenValidationError):
@@ -258,7 +261,7 @@ class TokenInvalid(TokenValidationError):
 
 class TokenScopeMissing(TokenValidationError):
     def __init__(self, reason: str = "missing_scope", detail: str = "", *, missing: Iterable[str] = (),
-                 **kw) -> None:
+                 **kw: Any) -> None:
         super().__init__(reason, detail, **kw)
         self.missing = tuple(missing)
 
@@ -275,7 +278,7 @@ class DownstreamError(BrokerError):
     default_description = "A downstream service failed."
 
     def __init__(self, description: str | None = None, *, status: int = 502,
-                 retry_after: int | None = None, service: str = "", **kw) -> None:
+                 retry_after: int | None = None, service: str = "", **kw: Any) -> None:
         super().__init__(description, **kw)
         self.status = status
         self.service = service

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
+from typing import Any, TextIO
 
 import structlog
+from structlog.typing import EventDict, Processor
 
 _request_id: ContextVar[str] = ContextVar("request_id", default="")
 
@@ -18,25 +20,25 @@ def current_request_id() -> str:
     return _request_id.get()
 
 
-def set_request_id(value: str):
+def set_request_id(value: str) -> Token[str]:
     return _request_id.set(value)
 
 
-def reset_request_id(token) -> None:
+def reset_request_id(token: Token[str]) -> None:
     _request_id.reset(token)
 
 
-def _add_request_id(_logger, _name, event_dict):
+def _add_request_id(_logger: object, _name: str, event_dict: EventDict) -> EventDict:
     rid = _request_id.get()
     if rid and "request_id" not in event_dict:
         event_dict["request_id"] = rid
     return event_dict
 
 
-def configure_logging(*, json: bool = True, level: str = "INFO", stream=None) -> None:
+def configure_logging(*, json: bool = True, level: str = "INFO", stream: TextIO | None = None) -> None:
     """JSON lines on stdout (console renderer on a TTY when json=False); stdlib records too."""
     stream = stream or sys.stdout
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         _add_request_id,
         structlog.stdlib.add_log_level,
@@ -64,13 +66,13 @@ def configure_logging(*, json: bool = True, level: str = "INFO", stream=None) ->
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-def get_logger(name: str):
+def get_logger(name: str) -> Any:   # structlog's BoundLogger proxy (untyped by design)
     return structlog.get_logger(name)
 
 
 _audit = structlog.get_logger("tokenbroker.audit")
 
 
-def audit(event: str, **fields) -> None:
+def audit(event: str, **fields: Any) -> None:
     """One audit event: dotted name, decision, reason code, ids and hashes — never a token."""
     _audit.info(event, audit=True, **fields)

@@ -111,7 +111,7 @@ def _run_workers(settings: Settings, workers: int, config: Path | None) -> int:
         argv += ["--config", str(config)]
     children = [subprocess.Popen(argv) for _ in range(workers)]
 
-    def forward(signum, _frame) -> None:
+    def forward(signum: int, _frame: object) -> None:
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)

@@ -1,4 +1,9 @@
-"""Every `web.AppKey` of the broker, in one place (only app.py, cli.py and http/ import this)."""
+"""Every `web.AppKey` of the broker, in one place (only app.py, cli.py, server.py and http/ import this).
+
+Each key is typed with what it holds, so mypy catches a handler that takes the wrong
+collaborator. The classes are imported for annotations only (no import cycle at runtime); in
+the layering test's rank table this module sits between http and grants.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,16 @@ import aiohttp
 from aiohttp import web
 
 if TYPE_CHECKING:  # imported for annotations only: this module must stay import-cycle free
+    from .downstream.acs import AcsClient
+    from .downstream.acs_identities import AcsIdentities
+    from .downstream.entra_obo import EntraOboClient
+    from .downstream.shared_cache import SharedTier
+    from .grants import TokenService
+    from .issuing import Keyring, TokenIssuer
     from .metrics import Metrics
     from .settings import Settings
+    from .storage.base import Store
+    from .validation import EntraValidator, JwksCache
 
 Clock = Callable[[], float]
 ReadyCheck = Callable[[], Awaitable[bool]]
@@ -21,16 +34,16 @@ HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 READY_CHECKS: web.AppKey[dict[str, ReadyCheck]] = web.AppKey("ready_checks")
 OVERRIDES: web.AppKey[dict[str, Any]] = web.AppKey("overrides")
-RELOAD_HOOKS: web.AppKey[list[Callable[[], None]]] = web.AppKey("reload_hooks")  # run on SIGHUP
+RELOAD_HOOKS: web.AppKey[list[Callable[[], object]]] = web.AppKey("reload_hooks")  # run on SIGHUP
 
 # Filled by the feature contexts in app.py.
-JWKS: web.AppKey[Any] = web.AppKey("jwks")
-ENTRA_VALIDATOR: web.AppKey[Any] = web.AppKey("entra_validator")
-STORE: web.AppKey[Any] = web.AppKey("store")
-KEYRING: web.AppKey[Any] = web.AppKey("keyring")
-TOKEN_ISSUER: web.AppKey[Any] = web.AppKey("token_issuer")
-ACS_CLIENT: web.AppKey[Any] = web.AppKey("acs_client")  # service.downstream.acs.AcsClient
-ACS_IDENTITIES: web.AppKey[Any] = web.AppKey("acs_identities")  # downstream.acs_identities.AcsIdentities
-OBO_CLIENT: web.AppKey[Any] = web.AppKey("obo_client")
-SHARED_CACHE: web.AppKey[Any] = web.AppKey("shared_cache")  # downstream.shared_cache.SharedTier | None
-GRANTS: web.AppKey[Any] = web.AppKey("grants")  # service.grants.TokenService
+JWKS: web.AppKey[JwksCache] = web.AppKey("jwks")
+ENTRA_VALIDATOR: web.AppKey[EntraValidator] = web.AppKey("entra_validator")
+STORE: web.AppKey[Store] = web.AppKey("store")
+KEYRING: web.AppKey[Keyring] = web.AppKey("keyring")
+TOKEN_ISSUER: web.AppKey[TokenIssuer] = web.AppKey("token_issuer")
+ACS_CLIENT: web.AppKey[AcsClient] = web.AppKey("acs_client")
+ACS_IDENTITIES: web.AppKey[AcsIdentities] = web.AppKey("acs_identities")
+OBO_CLIENT: web.AppKey[EntraOboClient] = web.AppKey("obo_client")
+SHARED_CACHE: web.AppKey[SharedTier | None] = web.AppKey("shared_cache")
+GRANTS: web.AppKey[TokenService] = web.AppKey("grants")

@@ -32,6 +32,7 @@ public_url = "{PUBLIC_URL}"
 [issuer]
 keys_dir = "keys"
 key_activation_delay = 1
+key_reload_interval = 1
 access_token_ttl = 300
 
 [store]

@@ -139,7 +139,7 @@ def test_the_example_config_loads_with_every_section():
 
 
 def test_the_example_config_names_every_key_of_the_schema():
-    from service._settings_schema import SCHEMA
+    from service.settings import SCHEMA
     text = (ROOT / "deploy" / "config.example.toml").read_text()
     for section, keys in SCHEMA.items():
         for key in keys:
@@ -147,7 +147,7 @@ def test_the_example_config_names_every_key_of_the_schema():
 
 
 def test_the_reference_documents_every_key_of_the_schema():
-    from service._settings_schema import SCHEMA
+    from service.settings import SCHEMA
     text = (ROOT / "docs" / "configuration.md").read_text()
     for section, keys in SCHEMA.items():
         assert f"[{section}" in text, section

@@ -32,6 +32,7 @@ from azure.core.pipeline.transport import AioHttpTransport
 from service.digest import sha256_hex
 from service.errors import BrokerError, DownstreamError
 from service.logs import current_request_id, get_logger
+from service.metrics import Metrics
 from service.settings import AcsSettings, EntraSettings
 
 from .acs_auth import AcsAuth, build_auth
@@ -97,7 +98,7 @@ TEAMS_CODEC: Codec[TeamsEntry] = Codec(
 
 class AcsClient:
     def __init__(self, acs: AcsSettings, auth: AcsAuth, session: aiohttp.ClientSession, *,
-                 metrics: Any = None, policy: RetryPolicy = DEFAULT_POLICY,
+                 metrics: Metrics | None = None, policy: RetryPolicy = DEFAULT_POLICY,
                  clock: Callable[[], float] = time.time, cache_size: int = 10_000,
                  shared: SharedTier | None = None) -> None:
         self.settings = acs

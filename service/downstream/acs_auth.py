@@ -37,10 +37,9 @@ from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from azure.identity import CredentialUnavailableError
 from azure.identity.aio import ManagedIdentityCredential
 
-from service._settings_model import parse_connection_string
 from service.errors import ConfigurationError
 from service.logs import get_logger
-from service.settings import AcsSettings, EntraSettings
+from service.settings import AcsSettings, EntraSettings, parse_connection_string
 
 from .entra_credentials import BrokerCredential, client_credential, load_broker_credential, pipeline_kwargs
 

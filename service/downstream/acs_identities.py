@@ -1,6 +1,6 @@
 """ACS identities of Entra users (the sample's /api/user and /api/token), keyed by (tid, oid).
 
-The mapping lives in the broker's store (`storage.repos.AcsIdentityMap`), not in Graph open
+The mapping lives in the broker's store (`storage.acs_identity_map.AcsIdentityMap`), not in Graph open
 extensions as in the sample. Concurrent first calls for one user are single-flight within a
 process (one `create_user` at ACS); across replicas the store's atomic claim decides, and a
 loser deletes the ACS identity it made, so exactly one identity survives either way.
@@ -15,11 +15,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from service.errors import BrokerError, NotFound
 from service.logs import get_logger
-from service.storage.repos import AcsIdentityMap
+from service.metrics import Metrics
+from service.storage.acs_identity_map import AcsIdentityMap
 
 from .acs import AcsClient
 from .acs_identity_tokens import IdentityTokens
@@ -30,7 +30,7 @@ log = get_logger("tokenbroker.downstream.acs")
 
 
 class AcsIdentities:
-    def __init__(self, client: AcsClient, mapping: AcsIdentityMap, *, metrics: Any = None,
+    def __init__(self, client: AcsClient, mapping: AcsIdentityMap, *, metrics: Metrics | None = None,
                  shared: SharedTier | None = None, clock: Callable[[], float] = time.time) -> None:
         self._client = client
         self._map = mapping

@@ -20,13 +20,16 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from functools import partial
+from typing import Generic, TypeVar
+
+from service.metrics import Metrics
 
 V = TypeVar("V")
 
 
 class SingleFlightCache(Generic[V]):
-    def __init__(self, name: str, *, max_entries: int = 10_000, metrics: Any = None,
+    def __init__(self, name: str, *, max_entries: int = 10_000, metrics: Metrics | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
@@ -71,7 +74,7 @@ class SingleFlightCache(Generic[V]):
             self._count("miss")
             task = asyncio.ensure_future(self._run(key, factory, ttl_fn))
             self._inflight[key] = task
-            task.add_done_callback(lambda t, k=key: self._done(k, t))
+            task.add_done_callback(partial(self._done, key))
         # shield: a cancelled caller must not cancel the shared call of the others
         return await asyncio.shield(task)
 

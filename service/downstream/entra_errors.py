@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
@@ -68,12 +69,12 @@ class EntraFailure:
             self.error in CREDENTIAL_ERRORS and not self.codes)
 
 
-def _retry_after(response) -> int | None:
+def _retry_after(response: Any) -> int | None:
     value = (response.headers.get("Retry-After") or "").strip() if response is not None else ""
     return int(value) if value.isdigit() else None
 
 
-def _body(response) -> dict:
+def _body(response: Any) -> dict[str, Any]:
     try:
         data = json.loads(response.text())
     except (ValueError, TypeError, AttributeError):

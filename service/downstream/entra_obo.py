@@ -19,14 +19,15 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.identity.aio import OnBehalfOfCredential
 
-from ..digest import short_hash
 from ..errors import BrokerError, ConsentRequired, DownstreamError
-from ..logs import audit, current_request_id, get_logger
+from ..logs import current_request_id, get_logger
+from ..metrics import Metrics
 from ..settings import EntraSettings, OboSettings
 from .cache import SingleFlightCache
 from .entra_credentials import BrokerCredential, CredentialUnavailable, pipeline_kwargs
@@ -72,7 +73,7 @@ class _Outcome:
 
 class EntraOboClient:
     def __init__(self, entra: EntraSettings, downstreams: Mapping[str, OboSettings],
-                 session: aiohttp.ClientSession, credential: BrokerCredential, *, metrics=None,
+                 session: aiohttp.ClientSession, credential: BrokerCredential, *, metrics: Metrics | None = None,
                  clock: Callable[[], float] = time.time, max_entries: int = MAX_ENTRIES,
                  shared: SharedTier | None = None) -> None:
         self._entra = entra
@@ -89,13 +90,16 @@ class EntraOboClient:
     def downstream(self, name: str) -> OboSettings | None:
         return self._downstreams.get(name)
 
-    async def exchange(self, downstream: OboSettings, assertion: str, caller: OboCaller) -> OboToken:
-        """A token for `downstream` on behalf of the assertion's user, cached when possible."""
+    async def exchange(self, downstream: OboSettings, assertion: str, caller: OboCaller, *,
+                       trace: dict[str, Any] | None = None) -> OboToken:
+        """A token for `downstream` on behalf of the assertion's user, cached when possible.
+
+        `trace` (the caller's audit trace) receives what Entra said: `status`, `aadsts`,
+        `correlation_id` (Entra's, for Microsoft support) and `cache` (hit/miss/coalesced)."""
         scopes = tuple(downstream.scopes)
         key = f"{caller.token_hash}|{caller.tid}|{' '.join(scopes)}"
         outcome = _Outcome()
         note: dict[str, bool] = {}
-        started = time.perf_counter()
         hit = self._cache.get(key) is not None
 
         async def factory() -> OboToken:
@@ -108,27 +112,24 @@ class EntraOboClient:
             refresh_at = token.expires_on - min(REFRESH_MARGIN, lifetime / 2)
             return min(refresh_at, caller.assertion_exp) - now
 
-        decision, error = "failed", None
+        issued, error = False, None
         try:
             token = await self._cache.get_or_create(key, factory, ttl, note=note)
-            decision = "issued"
+            issued = True
             return token
         except BrokerError as exc:
-            decision, error = "refused", exc
+            error = exc
             raise
         finally:
             failure = outcome.failure
             if failure is None and error is not None and isinstance(error.__cause__, AzureError):
                 failure = parse_failure(error.__cause__)   # a coalesced waiter: same exception
-            audit("obo.exchange", downstream=downstream.name, tenant=caller.tid,
-                  user=short_hash(caller.oid), client_app=caller.app_id, decision=decision,
-                  reason=error.reason if error else None,
-                  status=error.status if error else (200 if decision == "issued" else None),
-                  aadsts=failure.aadsts if failure else None,
-                  correlation_id=failure.correlation_id if failure else None,
-                  cache="hit" if hit else ("miss" if outcome.called else
-                                           "shared" if note.get("shared") else "coalesced"),
-                  latency_ms=round((time.perf_counter() - started) * 1000, 2))
+            if trace is not None:
+                trace.update(status=error.status if error else (200 if issued else None),
+                             aadsts=failure.aadsts if failure else None,
+                             correlation_id=failure.correlation_id if failure else None,
+                             cache="hit" if hit else ("miss" if outcome.called else
+                                                      "shared" if note.get("shared") else "coalesced"))
 
     async def _fetch(self, scopes: tuple[str, ...], assertion: str, tenant: str,
                      outcome: _Outcome) -> OboToken:
@@ -176,7 +177,7 @@ class EntraOboClient:
         outcome = "error"
         answered: dict[str, int] = {}
 
-        def seen(response) -> None:   # the status Entra answered with, even if unreadable
+        def seen(response: Any) -> None:   # the status Entra answered with, even if unreadable
             answered["status"] = response.http_response.status_code
 
         try:
@@ -186,8 +187,8 @@ class EntraOboClient:
                 **pipeline_kwargs(self._session, timeout=self._entra.timeout))
             async with credential:
                 # Entra reads `client-request-id`; azure-core's RequestIdPolicy sets x-ms-client-request-id.
-                kwargs = {"headers": {"client-request-id": request_id}, "request_id": request_id} \
-                    if request_id else {}
+                kwargs: dict[str, Any] = {"headers": {"client-request-id": request_id},
+                                          "request_id": request_id} if request_id else {}
                 token = await credential.get_token(*scopes, **kwargs)
             if not isinstance(token.token, str) or not token.token:
                 raise ValueError("Entra answered without an access token")

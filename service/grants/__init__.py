@@ -6,27 +6,27 @@ no per-request state. No aiohttp.web here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from service.errors import UnsupportedGrantType
 from service.grants.base import REFRESH_TOKEN, TOKEN_EXCHANGE, Grant, TokenRequest, TokenResponse
 from service.grants.client_assertion import ClientAssertions, ClientAuthenticator, load_client_keys
+from service.grants.collaborators import EntraTokens, OboExchange, OwnTokens, TeamsExchange
 from service.grants.downstream_targets import DownstreamTargets
 from service.grants.federation import Federation
 from service.grants.introspection import Introspector
 from service.grants.linking import AccountLinker, Accounts
 from service.grants.opaque import OpaqueHandles
+from service.grants.refresh_families import RefreshTokens
 from service.grants.refresh_token import RefreshTokenGrant
-from service.grants.repos import RefreshTokens
 from service.grants.revocation import Revoker
 from service.grants.subject_tokens import SubjectTokens
 from service.grants.throttle import Throttle
 from service.grants.token_exchange import TokenExchangeGrant
-from service.settings import Settings
+from service.settings import ClientSettings, Settings
 from service.storage.base import Store
-from service.storage.repos import ReplayCache, RevokedJtis
+from service.storage.jti_records import ReplayCache, RevokedJtis
 from service.validation.trusted_issuers import TrustedIssuerValidator
 
 GRANT_TYPES = (TOKEN_EXCHANGE, REFRESH_TOKEN)
@@ -43,7 +43,8 @@ class TokenService:
     clients: ClientAuthenticator | None = None      # every client-authentication method
     throttle: Throttle | None = None                # brute-force counter (per replica)
 
-    async def authenticate_client(self, authorization: str | None, form: Any, *, now: float) -> Any:
+    async def authenticate_client(self, authorization: str | None, form: Mapping[str, Sequence[str]], *,
+                                  now: float) -> ClientSettings:
         """The authenticated ClientSettings (secret or private_key_jwt), else InvalidClient."""
         if self.clients is None:
             raise RuntimeError("TokenService was built without a client authenticator")
@@ -56,10 +57,11 @@ class TokenService:
         return handler
 
     @classmethod
-    def build(cls, settings: Settings, *, store: Store, issuer: Any, trusted: TrustedIssuerValidator,
-              entra: Callable[[], Any] = lambda: None, clock: Callable[[], float],
-              acs: Callable[[], Any] = lambda: None, obo: Callable[[], Any] = lambda: None) -> TokenService:
-        """`entra`, `acs`, `obo`: getters of the app's EntraValidator, AcsClient, EntraOboClient."""
+    def build(cls, settings: Settings, *, store: Store, issuer: OwnTokens, trusted: TrustedIssuerValidator,
+              clock: Callable[[], float], entra: EntraTokens | None = None, acs: TeamsExchange | None = None,
+              obo: OboExchange | None = None) -> TokenService:
+        """`entra`, `acs`, `obo`: the app's EntraValidator, AcsClient, EntraOboClient (None when
+        not configured); create_app builds them before the grants."""
         revoked = RevokedJtis(store, clock=clock)
         replay = ReplayCache(store, clock=clock)
         refresh = RefreshTokens(store)

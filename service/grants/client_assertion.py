@@ -27,7 +27,7 @@ from service.errors import ConfigurationError, InvalidClient, TokenValidationErr
 from service.grants import client_auth
 from service.logs import get_logger
 from service.settings import ClientSettings, Settings
-from service.storage.repos import ReplayCache
+from service.storage.jti_records import ReplayCache
 from service.validation.jwks import CachedKey, FetchError, parse_jwks
 from service.validation.jwt_checks import (
     check_header,
@@ -102,9 +102,9 @@ class ClientAssertions:
         if key is None:
             raise _refuse("unknown_kid", client_id, kid=kid)
         if alg not in _ALGS_BY_KTY.get(key.kty, ()) or (key.alg is not None and key.alg != alg):
-            raise _refuse("alg_mismatch", client_id, kid=kid, alg=alg)
+            raise _refuse("alg", client_id, kid=kid, alg=alg)
         if not verify_signature(alg, key.key, jws.signing_input, jws.signature):
-            raise _refuse("bad_signature", client_id, kid=kid)
+            raise _refuse("signature", client_id, kid=kid)
         claims = jws.payload
         try:
             iss, sub = str_claim(claims, "iss", required=True), str_claim(claims, "sub", required=True)
@@ -117,7 +117,7 @@ class ClientAssertions:
             raise _refuse("wrong_iss_or_sub", client_id, kid=kid)
         aud = claims.get("aud")
         if not isinstance(aud, str) or aud != self._issuer_url:
-            raise _refuse("wrong_audience", client_id, kid=kid, aud_type=type(aud).__name__)
+            raise _refuse("audience", client_id, kid=kid, aud_type=type(aud).__name__)
         if exp - iat > MAX_LIFETIME or exp - now > MAX_LIFETIME:
             raise _refuse("too_long_lived", client_id, kid=kid, lifetime=exp - iat)
         if len(jti) > MAX_JTI_LENGTH:

@@ -42,16 +42,18 @@ from service.errors import (
     OAuthError,
 )
 from service.grants.base import AuditTrace
+from service.grants.collaborators import EntraTokens, OboExchange, TeamsExchange
 from service.logs import current_request_id
 from service.settings import Settings
+from service.validation.entra import EntraPrincipal
 from service.validation.teams import validate_teams_token
 
 NOT_ACCEPTABLE = "The subject token is not acceptable."
 #: run on the validated user before the downstream call (account linking may refuse)
-Check = Callable[[Any], Awaitable[None]]
+Check = Callable[[EntraPrincipal], Awaitable[None]]
 
 
-async def _no_check(_principal: Any) -> None:
+async def _no_check(_principal: EntraPrincipal) -> None:
     return None
 
 
@@ -98,7 +100,7 @@ def _unavailable(target: str) -> InvalidTarget:
     return InvalidTarget(detail=f"{target} is not configured", reason="downstream_unavailable")
 
 
-async def call_acs_teams(validator: Any, client: Any, settings: Settings, teams_token: str, *,
+async def call_acs_teams(validator: EntraTokens, client: TeamsExchange | None, settings: Settings, teams_token: str, *,
                          trace: AuditTrace, now: float, check: Check = _no_check) -> DownstreamResult:
     """An ACS "Teams user" token for the Teams token's user (`oid`), asked for by its app."""
     if client is None or settings.acs is None:
@@ -126,11 +128,11 @@ async def call_acs_teams(validator: Any, client: Any, settings: Settings, teams_
                             teams.oid, token_id(token))
 
 
-async def call_obo(validator: Any, client: Any, name: str, assertion: str, *, trace: AuditTrace,
+async def call_obo(validator: EntraTokens, client: OboExchange | None, name: str, assertion: str, *, trace: AuditTrace,
                    now: float, check: Check = _no_check) -> DownstreamResult:
     """An Entra token for `[obo.<name>]` on behalf of the assertion's user."""
     downstream = client.downstream(name) if client is not None else None
-    if downstream is None:
+    if client is None or downstream is None:
         raise _unavailable(f"obo:{name}")
     p = await validator.validate(assertion, now=now)
     if p.is_app_only or not p.oid or not p.tid:   # there is no user to act for
@@ -138,8 +140,9 @@ async def call_obo(validator: Any, client: Any, name: str, assertion: str, *, tr
     await check(p)
     trace.extra.update(downstream="entra_obo", downstream_request_id=current_request_id() or None)
     caller = OboCaller(tid=p.tid, oid=p.oid, app_id=p.app_id, token_hash=p.token_hash, assertion_exp=p.exp)
+    calls: dict[str, Any] = {}
     try:
-        token = await client.exchange(downstream, assertion, caller)
+        token = await client.exchange(downstream, assertion, caller, trace=calls)
     except BrokerError as e:
         cause = e.__cause__
         if cause is not None:
@@ -150,6 +153,8 @@ async def call_obo(validator: Any, client: Any, name: str, assertion: str, *, tr
         if mapped is e:
             raise
         raise mapped from e
+    finally:
+        trace.extra["downstream_cached"] = calls.get("cache") in ("hit", "coalesced", "shared")
     return DownstreamResult(token.access_token, "Bearer", max(1, math.floor(token.expires_on - now)),
                             token.scope, str(p.claims.get("iss", "")), p.tid, p.oid,
                             token_id(token.access_token))

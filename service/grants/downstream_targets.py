@@ -26,9 +26,6 @@ applies before the downstream call: `require_linked` refuses an unlinked user, `
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from service.digest import short_hash
 from service.errors import (
     InvalidRequest,
@@ -39,10 +36,14 @@ from service.errors import (
 )
 from service.grants import policy
 from service.grants.base import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE, TokenRequest, TokenResponse
+from service.grants.collaborators import EntraTokens, OboExchange, TeamsExchange
 from service.grants.downstream_calls import call_acs_teams, call_obo
+from service.grants.exchange_params import read_exchange_params
+from service.grants.linking import AccountLinker
 from service.grants.policy import ENTRA, Decision, PolicyInput
-from service.grants.subject_tokens import Subject
+from service.grants.subject_tokens import Subject, SubjectTokens
 from service.settings import Settings
+from service.validation.entra import EntraPrincipal
 
 ACS_TEAMS = "acs:teams"
 OBO_PREFIX = "obo:"
@@ -105,54 +106,48 @@ def enforce(decision: Decision) -> Decision:
 class DownstreamTargets:
     """The `acs:teams` / `obo:<name>` branch of the token-exchange grant (no per-request state).
 
-    `entra`, `acs` and `obo` are getters of the app's EntraValidator, AcsClient and
-    EntraOboClient (built later than the grants; None when not configured)."""
+    `entra`, `acs` and `obo` are the app's EntraValidator, AcsClient and EntraOboClient
+    (None when not configured)."""
 
-    def __init__(self, settings: Settings, *, subjects: Any, entra: Callable[[], Any],
-                 acs: Callable[[], Any], obo: Callable[[], Any]) -> None:
+    def __init__(self, settings: Settings, *, subjects: SubjectTokens, entra: EntraTokens | None = None,
+                 acs: TeamsExchange | None = None, obo: OboExchange | None = None) -> None:
         self._settings = settings
         self._subjects = subjects
         self._entra, self._acs, self._obo = entra, acs, obo
 
-    async def handle(self, req: TokenRequest, *, now: float, linker: Any = None) -> TokenResponse:
+    async def handle(self, req: TokenRequest, *, now: float, linker: AccountLinker | None = None) -> TokenResponse:
         """`linker` (grants/linking.py): the Entra user's account-linking mode applies here too,
         so `require_linked` refuses an unlinked user before ACS or Entra is called."""
         trace = req.trace
-        subject_token = req.require("subject_token")
-        subject_type = req.require("subject_token_type")
+        req.require("subject_token")
+        req.require("subject_token_type")
         if req.get("actor_token") is not None or req.get("actor_token_type") is not None:
             # ACS and Entra tokens cannot carry `act`: no delegation into a downstream
             raise InvalidRequest("Delegation is not supported for downstream targets.",
                                  reason="downstream_delegation_unsupported")
-        requested_type = req.get("requested_token_type") or ACCESS_TOKEN_TYPE
-        trace.requested_token_type = requested_type
-        if requested_type != ACCESS_TOKEN_TYPE:
-            raise InvalidRequest("The requested_token_type is not supported.", reason="unsupported_requested_type")
-        targets = req.targets
-        trace.audience = targets
-        requested_scopes = req.requested_scopes()
-        issuer_name = self._subjects.route(subject_token, subject_type)
-        trace.issuer = issuer_name
+        params = read_exchange_params(req, self._subjects, token_types=(ACCESS_TOKEN_TYPE,))
+        subject_token, targets, issuer_name = params.subject_token, params.targets, params.issuer
+        requested_scopes = params.requested_scopes
         decision = evaluate(PolicyInput(req.client, TOKEN_EXCHANGE, issuer_name, targets, requested_scopes),
                             self._settings)
         trace.rule = decision.rule
         enforce(decision)
-        validator = self._entra()
+        validator = self._entra
         if validator is None:
             raise InvalidTarget(detail="no Entra validator", reason="downstream_unavailable")
         target = targets[0]
 
-        async def check(p: Any) -> None:
+        async def check(p: EntraPrincipal) -> None:
             if linker is not None:
                 await linker.resolve(Subject(ENTRA, str(p.claims.get("iss", "")), f"{p.tid}/{p.oid}",
                                              frozenset(), int(p.exp), p.claims, tid=p.tid, oid=p.oid))
 
         try:
             if target == ACS_TEAMS:
-                result = await call_acs_teams(validator, self._acs(), self._settings, subject_token,
+                result = await call_acs_teams(validator, self._acs, self._settings, subject_token,
                                               trace=trace, now=now, check=check)
             else:
-                result = await call_obo(validator, self._obo(), target[len(OBO_PREFIX):], subject_token,
+                result = await call_obo(validator, self._obo, target[len(OBO_PREFIX):], subject_token,
                                         trace=trace, now=now, check=check)
         except TokenValidationError as e:
             raise InvalidRequest("The subject token is not acceptable.", reason=f"subject_{e.reason}",

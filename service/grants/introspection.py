@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from service.errors import TokenValidationError
+from service.grants.collaborators import OwnTokens
 from service.grants.opaque import OpaqueHandles, is_handle
-from service.grants.repos import RefreshTokens
-from service.storage.repos import RevokedJtis
+from service.grants.refresh_families import RefreshTokens
+from service.storage.jti_records import RevokedJtis
 from service.validation.jwt_checks import audiences
 
 INACTIVE: dict[str, Any] = {"active": False}
@@ -21,7 +22,7 @@ _CLAIMS = ("iss", "sub", "aud", "client_id", "scope", "exp", "iat", "nbf", "jti"
 
 
 class Introspector:
-    def __init__(self, *, issuer: Any, revoked: RevokedJtis, refresh_tokens: RefreshTokens,
+    def __init__(self, *, issuer: OwnTokens, revoked: RevokedJtis, refresh_tokens: RefreshTokens,
                  opaque: OpaqueHandles | None = None) -> None:
         self._issuer = issuer
         self._revoked = revoked

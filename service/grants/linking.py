@@ -33,7 +33,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.digest import short_hash
 from service.errors import InvalidRequest
@@ -41,6 +41,9 @@ from service.grants.policy import ENTRA, SELF
 from service.logs import audit
 from service.settings import Settings
 from service.storage.base import Store, make_key
+
+if TYPE_CHECKING:   # subject_tokens.py is above this module in the grants
+    from service.grants.subject_tokens import Subject
 
 ACCOUNT, LINK, ATTR = "account", "link", "attr"
 #: account attributes copied into issued tokens (preferred over anything else)
@@ -203,7 +206,7 @@ class AccountLinker:
     def mode(self, issuer_name: str) -> str:
         return self._modes.get(issuer_name, ("none", ()))[0]
 
-    async def resolve(self, subject: Any) -> Account | None:
+    async def resolve(self, subject: Subject) -> Account | None:
         """The subject's account (None: use the derived local id); InvalidRequest when refused."""
         if subject.issuer_name == SELF:
             return await self._accounts.get(subject.external_id)
@@ -236,7 +239,7 @@ class AccountLinker:
         raise InvalidRequest("The subject token is not acceptable.", reason="account_no_match",
                              detail=f"issuer={issuer} lookup={','.join(lookup)}")
 
-    async def _create(self, subject: Any) -> Account | None:
+    async def _create(self, subject: Subject) -> Account | None:
         attrs, index = profile(subject.issuer_name, subject.claims, tid=subject.tid, oid=subject.oid)
         account = await self._accounts.create(attrs, index=index, strict=False)
         issuer, ext = subject.issuer_name, subject.external_id

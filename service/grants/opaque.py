@@ -16,7 +16,7 @@ import math
 import re
 import secrets
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from service.digest import sha256_hex
 from service.settings import ClientSettings
@@ -26,6 +26,17 @@ NAMESPACE = "opaque"
 HANDLE_BYTES = 32
 OPAQUE = "opaque"
 _HANDLE = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+class _Issued(Protocol):
+    """token_exchange.Issued, as far as this module needs it (a dataclass with the signed claims)."""
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def claims(self) -> dict[str, Any]: ...
+
+
+IssuedT = TypeVar("IssuedT", bound=_Issued)
 
 
 def is_handle(token: str) -> bool:
@@ -66,10 +77,11 @@ class OpaqueHandles:
     async def delete(self, handle: str) -> bool:
         return is_handle(handle) and await self._store.delete(self._key(handle))
 
-    async def finish(self, issued: Any, client: ClientSettings, *, now: float) -> Any:
+    async def finish(self, issued: IssuedT, client: ClientSettings, *, now: float) -> IssuedT:
         """The issued token as the client wants it: the JWT as is, or a handle for its claims.
 
-        `issued` is token_exchange.Issued (carrying the full `claims` that were signed)."""
+        `issued` is token_exchange.Issued (a dataclass carrying the `token`, `expires_in` and the
+        full `claims` that were signed)."""
         if not wants_opaque(client):
             return issued
         handle = await self.issue(dict(issued.claims), now=now)

@@ -9,8 +9,6 @@ Every failure of the refresh token itself is `invalid_grant`.
 
 from __future__ import annotations
 
-from typing import Any
-
 from service.errors import InvalidGrant, InvalidScope
 from service.grants import policy
 from service.grants.base import (
@@ -20,16 +18,17 @@ from service.grants.base import (
     TokenResponse,
     scope_for_response,
 )
+from service.grants.collaborators import OwnTokens
 from service.grants.linking import TOKEN_CLAIMS
 from service.grants.opaque import OpaqueHandles
-from service.grants.repos import RefreshTokens
+from service.grants.refresh_families import RefreshTokens
 from service.grants.token_exchange import mint_access_token
 
 
 class RefreshTokenGrant:
     GRANT_TYPE = REFRESH_TOKEN
 
-    def __init__(self, *, issuer: Any, refresh_tokens: RefreshTokens, opaque: OpaqueHandles | None = None) -> None:
+    def __init__(self, *, issuer: OwnTokens, refresh_tokens: RefreshTokens, opaque: OpaqueHandles | None = None) -> None:
         self._issuer = issuer
         self._refresh = refresh_tokens
         self._opaque = opaque

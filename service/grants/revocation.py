@@ -8,9 +8,9 @@ left untouched (and the answer is the same 200).
 from __future__ import annotations
 
 from service.grants.introspection import Introspector
-from service.grants.repos import RefreshTokens
+from service.grants.refresh_families import RefreshTokens
 from service.logs import get_logger
-from service.storage.repos import RevokedJtis
+from service.storage.jti_records import RevokedJtis
 
 log = get_logger(__name__)
 

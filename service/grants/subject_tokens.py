@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from service.errors import InvalidRequest, TokenInvalid, TokenValidationError
 from service.grants.base import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE
+from service.grants.collaborators import EntraTokens, OwnTokens
 from service.grants.opaque import OpaqueHandles, is_handle
 from service.grants.policy import ENTRA, SELF, translate_scopes
 from service.settings import Settings
-from service.storage.repos import ReplayCache, RevokedJtis
+from service.storage.jti_records import ReplayCache, RevokedJtis
 from service.validation.jwt_checks import audiences, parse_compact
 from service.validation.trusted_issuers import CLOCK_SKEW, TrustedIssuerValidator
 
@@ -66,9 +67,9 @@ def _scope_claim(claims: Mapping[str, Any]) -> frozenset[str]:
 
 
 class SubjectTokens:
-    def __init__(self, settings: Settings, *, trusted: TrustedIssuerValidator, issuer: Any,
+    def __init__(self, settings: Settings, *, trusted: TrustedIssuerValidator, issuer: OwnTokens,
                  revoked: RevokedJtis, replay: ReplayCache,
-                 entra: Callable[[], Any] = lambda: None, opaque: OpaqueHandles | None = None) -> None:
+                 entra: EntraTokens | None = None, opaque: OpaqueHandles | None = None) -> None:
         self._settings = settings
         self._opaque = opaque
         self._trusted = trusted
@@ -146,7 +147,7 @@ class SubjectTokens:
                        tid=claims.get("tid"), oid=claims.get("oid"))
 
     async def _entra_subject(self, token: str, now: float) -> Subject:
-        validator = self._entra()
+        validator = self._entra
         entra = self._settings.entra
         if validator is None or entra is None:
             raise InvalidRequest("The subject token is not acceptable.", reason="subject_entra_unavailable")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from service.digest import sha256_hex
 from service.errors import BrokerError, InvalidClient, InvalidGrant, InvalidRequest
 from service.grants.client_auth import extract
+from service.settings import ThrottleSettings
 
 MAX_KEYS = 100_000
 #: refusals that answer policy or configuration, not a guessed credential or token
@@ -70,7 +71,7 @@ class Throttle:
     _slots: OrderedDict[str, _Slot] = field(default_factory=OrderedDict, repr=False)
 
     @classmethod
-    def from_settings(cls, settings) -> Throttle:
+    def from_settings(cls, settings: ThrottleSettings) -> Throttle:
         return cls(settings.max_failures, settings.window, settings.lockout)
 
     @property

@@ -29,13 +29,15 @@ from service.grants.base import (
     TokenResponse,
     scope_for_response,
 )
+from service.grants.collaborators import OwnTokens
 from service.grants.delegation import ACTOR_REFUSED, Delegations, actor_param
 from service.grants.downstream_targets import DownstreamTargets, is_downstream
+from service.grants.exchange_params import read_exchange_params
 from service.grants.federation import Federation, federated_scopes
 from service.grants.linking import AccountLinker
 from service.grants.opaque import OpaqueHandles, wants_opaque
 from service.grants.policy import ENTRA, SELF
-from service.grants.repos import RefreshTokens
+from service.grants.refresh_families import RefreshTokens
 from service.grants.subject_tokens import Subject, SubjectTokens
 from service.settings import ClientSettings, Settings
 
@@ -76,7 +78,7 @@ async def resolve_subject(subject: Subject, *, federation: Federation | None = N
     return ResolvedSubject(account.id, claims=account.token_claims())
 
 
-def mint_access_token(issuer: Any, *, sub: str, audiences: tuple[str, ...], client_id: str,
+def mint_access_token(issuer: OwnTokens, *, sub: str, audiences: tuple[str, ...], client_id: str,
                       scopes: tuple[str, ...], extra: dict[str, Any], ttl: float, now: float) -> Issued:
     claims: dict[str, Any] = {"sub": sub, "aud": audiences[0] if len(audiences) == 1 else list(audiences),
                               "client_id": client_id}
@@ -91,7 +93,7 @@ def mint_access_token(issuer: Any, *, sub: str, audiences: tuple[str, ...], clie
 class TokenExchangeGrant:
     GRANT_TYPE = TOKEN_EXCHANGE
 
-    def __init__(self, settings: Settings, *, subjects: SubjectTokens, issuer: Any,
+    def __init__(self, settings: Settings, *, subjects: SubjectTokens, issuer: OwnTokens,
                  refresh_tokens: RefreshTokens, federation: Federation | None = None,
                  linker: AccountLinker | None = None, opaque: OpaqueHandles | None = None,
                  downstream: DownstreamTargets | None = None) -> None:
@@ -103,28 +105,25 @@ class TokenExchangeGrant:
         self._linker = linker
         self._opaque = opaque
         self._delegations = Delegations(subjects, broker_issuer=settings.server.public_url)
-        self._downstream = downstream or DownstreamTargets(   # acs:teams / obo:<name>; unconfigured
-            settings, subjects=subjects, entra=lambda: None, acs=lambda: None, obo=lambda: None)
+        self._downstream = downstream or DownstreamTargets(settings, subjects=subjects)  # unconfigured
 
     async def handle(self, req: TokenRequest, *, now: float) -> TokenResponse:
         trace = req.trace
-        subject_token = req.require("subject_token")
-        subject_type = req.require("subject_token_type")
+        req.require("subject_token")
+        req.require("subject_token_type")
         if any(is_downstream(t) for t in req.targets):   # ACS / Entra OBO: downstream_targets.py
             return await self._downstream.handle(req, now=now, linker=self._linker)
         actor_param(req)
-        requested_type = req.get("requested_token_type") or ACCESS_TOKEN_TYPE
-        trace.requested_token_type = requested_type
-        if requested_type not in REQUESTED_TOKEN_TYPES:
-            raise InvalidRequest("The requested_token_type is not supported.", reason="unsupported_requested_type")
-        if wants_opaque(req.client) and requested_type != ACCESS_TOKEN_TYPE:
-            raise InvalidRequest("The requested_token_type is not supported.", reason="opaque_client_jwt_requested")
-        targets = req.targets
-        trace.audience = targets
-        requested_scopes = req.requested_scopes()
 
-        issuer_name = self._subjects.route(subject_token, subject_type)
-        trace.issuer = issuer_name
+        def opaque_only(requested_type: str) -> None:
+            if wants_opaque(req.client) and requested_type != ACCESS_TOKEN_TYPE:
+                raise InvalidRequest("The requested_token_type is not supported.",
+                                     reason="opaque_client_jwt_requested")
+
+        params = read_exchange_params(req, self._subjects, token_types=REQUESTED_TOKEN_TYPES,
+                                      check_type=opaque_only)
+        subject_token, requested_type, targets = params.subject_token, params.requested_token_type, params.targets
+        requested_scopes, issuer_name = params.requested_scopes, params.issuer
         inp = policy.PolicyInput(req.client, self.GRANT_TYPE, issuer_name, targets, requested_scopes)
         first = policy.evaluate(inp)
         trace.rule = first.rule                  # audited on a denial too: `tokenbroker explain` names it

@@ -15,25 +15,23 @@ with route, tenant, user hash, client app, decision, reason, ACS correlation id 
 
 from __future__ import annotations
 
-import functools
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
 
-from ..digest import short_hash
 from ..downstream.acs import AcsClient, iso_utc
 from ..downstream.acs_identities import AcsIdentities
-from ..errors import BrokerError, NotFound
-from ..logs import audit
+from ..errors import NotFound
+from ..settings import AcsSettings
 from ..typedefs import ACS_CLIENT, ACS_IDENTITIES, SETTINGS
 from ..validation.entra import EntraPrincipal
 from .api_acs_openapi import OPENAPI
-from .bearer import authenticate
+from .audit import AuditRecord, audited
 from .teams_token import check_teams_token, teams_header
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+#: what the ACS client's trace adds to the audit event
+ACS_TRACE = {"correlation_id": "acs_correlation_id", "request_id": "acs_request_id", "cached": "cached"}
 __all__ = ["OPENAPI", "setup"]
 
 
@@ -43,67 +41,22 @@ def user_identifier(identity: str) -> dict[str, str]:
     return {"communicationUserId": identity, "id": identity, "rawId": identity}
 
 
-class _Audit:
-    """Collects one audit event's fields while a handler runs; emitted once in `run`."""
-
-    def __init__(self, event: str, request: web.Request) -> None:
-        self.event, self.request = event, request
-        self.fields: dict = {"route": f"{request.method} {request.path}"}
-        self.trace: dict = {}
-
-    def subject(self, principal) -> None:
-        self.fields.update(tid=principal.tid, user=short_hash(f"{principal.tid}:{principal.oid}"),
-                           client_app=principal.app_id)
-
-    async def run(self, body: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        started = time.perf_counter()
-        decision, reason = "deny", "error"
-        try:
-            response = await body()
-            decision, reason = "allow", self.fields.pop("reason", "ok")
-            return response
-        except BrokerError as exc:
-            reason = exc.reason
-            raise
-        finally:
-            audit(self.event, decision=decision, reason=reason, **self.fields,
-                  acs_correlation_id=self.trace.get("correlation_id"),
-                  acs_request_id=self.trace.get("request_id"), cached=self.trace.get("cached"),
-                  latency_ms=round((time.perf_counter() - started) * 1000, 2))
-
-
 def _json(body: dict, status: int) -> web.Response:
     return web.json_response(body, status=status, headers=NO_STORE)
 
 
-Handler = Callable[[web.Request, EntraPrincipal, _Audit], Awaitable[web.StreamResponse]]
-
-
-def _audited(event: str) -> Callable[[Handler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
-    """A route handler: authenticate the bearer, record it as the audit subject, run `handler`;
-    one `event` audit line whatever happens (a refused bearer included)."""
-
-    def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        @functools.wraps(handler)
-        async def route(request: web.Request) -> web.StreamResponse:
-            record = _Audit(event, request)
-
-            async def body() -> web.StreamResponse:
-                principal = await authenticate(request)
-                record.subject(principal)
-                return await handler(request, principal, record)
-
-            return await record.run(body)
-
-        return route
-
-    return wrap
-
-
-@_audited("acs.teams_exchange")
-async def teams_token(request: web.Request, bearer: EntraPrincipal, record: _Audit) -> web.Response:
-    raw = teams_header(request)
+def _acs_settings(request: web.Request) -> AcsSettings:
+    """[acs]: these routes are mounted only when it is configured."""
     acs = request.app[SETTINGS].acs
+    if acs is None:
+        raise NotFound()
+    return acs
+
+
+@audited("acs.teams_exchange", ACS_TRACE)
+async def teams_token(request: web.Request, bearer: EntraPrincipal, record: AuditRecord) -> web.Response:
+    raw = teams_header(request)
+    acs = _acs_settings(request)
     teams = await check_teams_token(request, raw, bearer, acs)
     record.fields["teams_app"] = teams.app_id
     client: AcsClient = request.app[ACS_CLIENT]
@@ -114,9 +67,9 @@ async def teams_token(request: web.Request, bearer: EntraPrincipal, record: _Aud
     return _json({"token": token, "expiresOn": iso_utc(expires_on)}, 201)
 
 
-@_audited("acs.identity_token")
-async def identity_token(request: web.Request, principal: EntraPrincipal, record: _Audit) -> web.Response:
-    acs = request.app[SETTINGS].acs
+@audited("acs.identity_token", ACS_TRACE)
+async def identity_token(request: web.Request, principal: EntraPrincipal, record: AuditRecord) -> web.Response:
+    acs = _acs_settings(request)
     identity, token, expires_on = await request.app[ACS_IDENTITIES].token(
         principal.tid, principal.oid, scopes=acs.identity_scopes,
         minutes=acs.identity_token_ttl // 60, trace=record.trace)
@@ -124,16 +77,16 @@ async def identity_token(request: web.Request, principal: EntraPrincipal, record
                   "user": user_identifier(identity)}, 201)
 
 
-@_audited("acs.identity_create")
-async def create_user(request: web.Request, principal: EntraPrincipal, record: _Audit) -> web.Response:
+@audited("acs.identity_create", ACS_TRACE)
+async def create_user(request: web.Request, principal: EntraPrincipal, record: AuditRecord) -> web.Response:
     identities: AcsIdentities = request.app[ACS_IDENTITIES]
     identity, created = await identities.ensure(principal.tid, principal.oid, trace=record.trace)
     record.fields["reason"] = "created" if created else "existing"
     return _json({"acsUserIdentity": identity}, 201 if created else 200)
 
 
-@_audited("acs.identity_read")
-async def read_user(request: web.Request, principal: EntraPrincipal, record: _Audit) -> web.Response:
+@audited("acs.identity_read", ACS_TRACE)
+async def read_user(request: web.Request, principal: EntraPrincipal, record: AuditRecord) -> web.Response:
     identity = await request.app[ACS_IDENTITIES].get(principal.tid, principal.oid)
     if identity is None:
         raise NotFound("The user has no ACS identity yet; POST /api/user creates one.",
@@ -141,8 +94,8 @@ async def read_user(request: web.Request, principal: EntraPrincipal, record: _Au
     return _json({"acsUserIdentity": identity}, 200)
 
 
-@_audited("acs.identity_delete")
-async def delete_user(request: web.Request, principal: EntraPrincipal, record: _Audit) -> web.Response:
+@audited("acs.identity_delete", ACS_TRACE)
+async def delete_user(request: web.Request, principal: EntraPrincipal, record: AuditRecord) -> web.Response:
     deleted = await request.app[ACS_IDENTITIES].delete(principal.tid, principal.oid,
                                                        trace=record.trace)
     record.fields["reason"] = "deleted" if deleted else "absent"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 _ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _EXPIRES = {"type": "string", "format": "date-time",
             "description": "ISO 8601 UTC, seconds precision, e.g. 2026-11-23T10:00:00Z"}
-_TOKEN = {"type": "object", "required": ["token", "expiresOn"],
+_TOKEN: dict[str, Any] = {"type": "object", "required": ["token", "expiresOn"],
           "properties": {"token": {"type": "string"}, "expiresOn": _EXPIRES}}
 _IDENTITY = {"type": "object", "required": ["acsUserIdentity"],
              "properties": {"acsUserIdentity": {"type": "string", "example": "8:acs:<resource>_<guid>"}}}

@@ -3,7 +3,8 @@
 The caller is authenticated first (`bearer.authenticate`: audience, required scopes, tenant
 and app allow-lists), so an unknown `{name}` answers `404 not_found` only to authenticated
 callers and downstream names do not leak. Entra's refusals arrive as BrokerErrors from
-`downstream.entra_obo` (claims challenge, consent, invalid assertion, 502/503/504).
+`downstream.entra_obo` (claims challenge, consent, invalid assertion, 502/503/504). Every
+request, refused or not, is one `obo.exchange` audit event (http/audit.py).
 """
 
 from __future__ import annotations
@@ -15,15 +16,22 @@ from aiohttp import web
 from ..downstream.entra_obo import EntraOboClient, OboCaller
 from ..errors import AccessDenied, NotFound
 from ..typedefs import CLOCK, OBO_CLIENT
-from .bearer import authenticate, bearer_token
+from ..validation.entra import EntraPrincipal
+from .audit import AuditRecord, audited
+from .bearer import bearer_token
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-async def obo_token(request: web.Request) -> web.Response:
-    principal = await authenticate(request)
+#: what the OBO client's trace adds to the audit event
+OBO_TRACE = {"status": "status", "aadsts": "aadsts", "correlation_id": "correlation_id", "cache": "cache"}
+
+
+@audited("obo.exchange", OBO_TRACE)
+async def obo_token(request: web.Request, principal: EntraPrincipal, record: AuditRecord) -> web.StreamResponse:
     client: EntraOboClient | None = request.app.get(OBO_CLIENT)
     name = request.match_info["name"]
+    record.fields["downstream"] = name[:64]
     downstream = client.downstream(name) if client is not None else None
     if client is None or downstream is None:
         raise NotFound("No such downstream API.", reason="unknown_downstream")
@@ -32,7 +40,7 @@ async def obo_token(request: web.Request) -> web.Response:
     assertion = bearer_token(request) or ""
     caller = OboCaller(tid=principal.tid, oid=principal.oid, app_id=principal.app_id,
                        token_hash=principal.token_hash, assertion_exp=principal.exp)
-    token = await client.exchange(downstream, assertion, caller)
+    token = await client.exchange(downstream, assertion, caller, trace=record.trace)
     expires_in = max(0, math.floor(token.expires_on - request.app[CLOCK]()))
     body = {"access_token": token.access_token, "token_type": "Bearer", "expires_in": expires_in,
             "scope": token.scope}

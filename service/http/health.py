@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 
 from ..logs import get_logger
-from ..typedefs import METRICS, READY_CHECKS
+from ..typedefs import METRICS, READY_CHECKS, ReadyCheck
 
 log = get_logger("tokenbroker.health")
 READY_TIMEOUT = 3.0
@@ -17,7 +17,7 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def _run_check(name: str, check) -> tuple[str, bool]:
+async def _run_check(name: str, check: ReadyCheck) -> tuple[str, bool]:
     try:
         return name, bool(await asyncio.wait_for(check(), READY_TIMEOUT))
     except Exception as exc:  # a failing check is an answer, not an error
@@ -29,7 +29,7 @@ async def readyz(request: web.Request) -> web.Response:
     checks = request.app[READY_CHECKS]
     results = dict(await asyncio.gather(*(_run_check(n, c) for n, c in checks.items())))
     failing = sorted(n for n, ok in results.items() if not ok)
-    body = {"status": "ok" if not failing else "unavailable",
+    body: dict[str, object] = {"status": "ok" if not failing else "unavailable",
             "checks": {n: ("ok" if ok else "failing") for n, ok in sorted(results.items())}}
     if failing:
         body["failing"] = failing

@@ -17,6 +17,7 @@ import uuid
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from ..errors import (
     BrokerError,
@@ -44,7 +45,7 @@ def _route_name(request: web.Request) -> str:
 
 
 @web.middleware
-async def request_context(request: web.Request, handler):
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-Id", "")
     request_id = incoming if _REQUEST_ID.match(incoming) else str(uuid.uuid4())
     token = set_request_id(request_id)
@@ -77,7 +78,7 @@ async def request_context(request: web.Request, handler):
 
 
 @web.middleware
-async def cors(request: web.Request, handler):
+async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
     origin = request.headers.get("Origin")
     allowed = request.app[SETTINGS].cors.allowed_origins
     ok = origin is not None and origin in allowed
@@ -94,7 +95,7 @@ async def cors(request: web.Request, handler):
             "Vary": "Origin",
         })
     response = await handler(request)
-    if ok:
+    if ok and origin is not None:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
         response.headers["Vary"] = "Origin"
@@ -111,7 +112,7 @@ _HTTP_MAP = {404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
 
 
 @web.middleware
-async def error_mapping(request: web.Request, handler):
+async def error_mapping(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except BrokerError as exc:

@@ -1,32 +1,22 @@
-"""The local check of the `teams-user-aad-token` header, before ACS ever sees it.
+"""The `teams-user-aad-token` header of `/api/token/teams`, checked before ACS ever sees it.
 
-The Teams token is the user's Entra access token for ACS. It must be valid (signature through
-the shared JWKS cache unless `acs.verify_teams_token_signature` is off; issuer per tenant,
-expiry — the claim checks always run), for ACS (`aud` = `https://auth.msft.communication.azure.com`
-or the ACS first-party app id), carry ALL `acs.teams_scopes`, come from an app in
-`acs.allowed_teams_client_apps`, and belong to the same user as the bearer token (`oid` and
-`tid` equal). Any refusal is `invalid_teams_token` — 400 for an invalid/expired/malformed token
-or another user, 403 for a missing scope or a refused app/tenant — never a Bearer challenge,
-which would make the client refresh the wrong token.
+The rules are validation/teams.py's (the same as for `audience=acs:teams`), with the bearer
+token's user as the one the Teams token must belong to. Any refusal is `invalid_teams_token`
+(400, or 403 for a missing scope or a refused app/tenant) — never a Bearer challenge, which
+would make the client refresh the wrong token.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from ..errors import (
-    InvalidRequest,
-    InvalidTeamsToken,
-    TokenPolicyRefused,
-    TokenScopeMissing,
-    TokenValidationError,
-)
+from ..errors import InvalidRequest, InvalidTeamsToken, TokenValidationError
 from ..logs import get_logger
 from ..settings import AcsSettings
 from ..typedefs import CLOCK, ENTRA_VALIDATOR, METRICS
 from ..validation.entra import EntraPrincipal
 from ..validation.jwt_checks import MAX_TOKEN_BYTES
-from ..validation.teams import TEAMS_AUDIENCES, validate_teams_token
+from ..validation.teams import TEAMS_AUDIENCES, refusal_status, validate_teams_token
 
 HEADER = "teams-user-aad-token"
 __all__ = ["HEADER", "TEAMS_AUDIENCES", "check_teams_token", "teams_header"]
@@ -59,13 +49,6 @@ async def check_teams_token(request: web.Request, token: str, bearer: EntraPrinc
     unreachable)."""
     validator = request.app[ENTRA_VALIDATOR]
     try:
-        teams = await validate_teams_token(validator, token, acs, now=request.app[CLOCK]())
-    except TokenScopeMissing as exc:
-        raise _refused(request, exc.reason, 403, exc.detail) from exc
-    except TokenPolicyRefused as exc:
-        raise _refused(request, exc.reason, 403, exc.detail) from exc
+        return await validate_teams_token(validator, token, acs, now=request.app[CLOCK](), user=bearer)
     except TokenValidationError as exc:
-        raise _refused(request, exc.reason, 400, exc.detail) from exc
-    if teams.oid != bearer.oid or teams.tid.lower() != bearer.tid.lower():
-        raise _refused(request, "user_mismatch", 400, "the Teams token is another user's")
-    return teams
+        raise _refused(request, exc.reason, refusal_status(exc), exc.detail) from exc

@@ -9,9 +9,9 @@ from aiohttp import web
 
 from ..errors import BrokerError, InvalidRequest, UnauthorizedClient
 from ..grants import GRANT_TYPES, TokenRequest
-from ..grants import audit as token_audit
 from ..grants.base import AuditTrace
 from ..typedefs import CLOCK, GRANTS, METRICS
+from . import audit as token_audit
 from . import throttling
 from .forms import read_form, single
 
@@ -20,7 +20,8 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 async def token(request: web.Request) -> web.Response:
     started = time.perf_counter()
-    client_id, grant, trace, keys = "", "unknown", AuditTrace(), ()
+    client_id, grant, trace = "", "unknown", AuditTrace()
+    keys: tuple[str, ...] = ()
     try:
         form = await read_form(request)
         keys = throttling.keys(request, form)

@@ -2,8 +2,9 @@
 
 `mint` signs with the keyring's current key; `verify` accepts only our own tokens: explicit
 `typ`, a published `kid`, the algorithm pinned to that key, exact `iss`, integer `exp`/`iat`.
-Every failure is a `TokenInvalid(reason)`; PyJWT's and the standard library's exceptions never
-escape. Time is passed in; no I/O happens per call.
+Verification is the one JWT verifier of validation/jwt_checks.py (its reasons, its 16 KB cap,
+its expiry boundary); every failure is a `TokenInvalid(reason)`. Time is passed in; no I/O
+happens per call.
 """
 
 from __future__ import annotations
@@ -18,17 +19,18 @@ import jwt
 
 from service.errors import TokenInvalid
 from service.issuing.keyring import Keyring
+from service.validation.jwt_checks import (
+    check_header,
+    check_times,
+    int_claim,
+    parse_compact,
+    str_claim,
+    verify_signature,
+)
 
 TOKEN_TYPE = "at+jwt"
 _ACCEPTED_TYP = frozenset({"at+jwt", "application/at+jwt"})  # RFC 9068 §4, compared case-insensitively
 _RESERVED = frozenset({"iss", "iat", "exp", "nbf", "jti"})
-MAX_TOKEN_LENGTH = 16 * 1024
-_DECODE_OPTIONS = {  # lifetime is checked here against the injected clock, not PyJWT's
-    "verify_signature": True, "verify_exp": False, "verify_nbf": False, "verify_iat": False,
-    "verify_aud": False, "verify_iss": True, "require": ["iss", "exp", "iat", "jti"],
-}
-_FOREIGN_ERRORS = (jwt.PyJWTError, TypeError, ValueError, KeyError, AttributeError, OverflowError,
-                   RecursionError)
 
 
 @dataclass(frozen=True)
@@ -68,47 +70,30 @@ class TokenIssuer:
         return MintedToken(token=token, jti=jti, exp=exp, kid=key.kid)
 
     def verify(self, token: str, *, now: float, leeway: float = 0) -> dict[str, Any]:
-        """The claims of one of our own valid tokens, else `TokenInvalid(reason)`."""
-        try:
-            return self._verify(token, now, leeway)
-        except TokenInvalid:
-            raise
-        except jwt.InvalidSignatureError as e:
-            raise TokenInvalid("bad_signature", type(e).__name__) from e
-        except jwt.InvalidIssuerError as e:
-            raise TokenInvalid("wrong_issuer", type(e).__name__) from e
-        except _FOREIGN_ERRORS as e:
-            raise TokenInvalid("malformed", type(e).__name__) from e
+        """The claims of one of our own valid tokens, else `TokenInvalid(reason)`.
 
-    def _verify(self, token: str, now: float, leeway: float) -> dict[str, Any]:
-        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
-            raise TokenInvalid("malformed", "not a string of acceptable length")
-        header = jwt.get_unverified_header(token)
-        typ = header.get("typ")
+        The checks are validation/jwt_checks.py's, shared with every foreign token: the same
+        parser (16 KB cap, strict JSON, canonical base64url), the same reasons and the same
+        expiry boundary (`now >= exp + leeway` is expired)."""
+        jws = parse_compact(token)
+        typ = jws.header.get("typ")
         if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYP:
-            raise TokenInvalid("wrong_typ")
-        kid = header.get("kid")
+            raise TokenInvalid("token_type", "not an at+jwt")
+        kid = jws.header.get("kid")
         found = self.keyring.public_key(kid, now=now) if isinstance(kid, str) else None
         if found is None:
             raise TokenInvalid("unknown_kid", f"kid={kid!r}"[:80])
         public_key, alg = found
-        if header.get("alg") != alg:
-            raise TokenInvalid("alg_mismatch")
-        claims = jwt.decode(token, key=public_key, algorithms=[alg], options=_DECODE_OPTIONS,
-                            issuer=self.issuer_url)
+        check_header(jws.header, (alg,))            # the algorithm is pinned to the key
+        if not verify_signature(alg, public_key, jws.signing_input, jws.signature):
+            raise TokenInvalid("signature", f"kid={kid}")
+        claims = dict(jws.payload)
         if claims.get("iss") != self.issuer_url:
-            raise TokenInvalid("wrong_issuer")
-        exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf")
-        if not _is_int(exp) or not _is_int(iat) or (nbf is not None and not _is_int(nbf)):
-            raise TokenInvalid("malformed", "exp/iat/nbf must be integers")
-        if now >= exp + leeway:
-            raise TokenInvalid("expired", f"jti={claims.get('jti')}")
-        if iat > now + leeway or (nbf is not None and nbf > now + leeway):
-            raise TokenInvalid("not_yet_valid", f"jti={claims.get('jti')}")
-        if not isinstance(claims.get("jti"), str):
-            raise TokenInvalid("malformed", "jti must be a string")
+            raise TokenInvalid("issuer", "not our issuer")
+        jti = str_claim(claims, "jti", required=True)
+        int_claim(claims, "iat", required=True)
+        try:
+            check_times(claims, now=now, skew=leeway)
+        except TokenInvalid as e:
+            raise TokenInvalid(e.reason, f"jti={jti}") from e
         return claims
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)

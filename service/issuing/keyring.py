@@ -17,11 +17,12 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from service.errors import ConfigurationError, ServerError
 from service.issuing import jwk
+from service.issuing.jwk import PrivateKey
 from service.logs import get_logger
+from service.validation.jwt_checks import PublicKey
 
 log = get_logger(__name__)
 
@@ -33,7 +34,7 @@ _KEY = "issuer.keys_dir"
 class SigningKey:
     kid: str
     alg: str
-    private_key: Any
+    private_key: PrivateKey
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,8 @@ class _Entry:
     created_at: float
     active_from: float
     retire_after: float | None
-    private_key: Any
-    public_key: Any
+    private_key: PrivateKey
+    public_key: PublicKey
     public_jwk: dict
     pem: str
 
@@ -124,7 +125,7 @@ class Keyring:
         """Public JWKs of every key not past `retire_after`, newest first (pre-published included)."""
         return {"keys": [dict(e.public_jwk) for e in reversed(self._entries) if e.published(now)]}
 
-    def public_key(self, kid: str, *, now: float | None = None) -> tuple[Any, str] | None:
+    def public_key(self, kid: str, *, now: float | None = None) -> tuple[PublicKey, str] | None:
         """(public key, alg) of a known key; with `now`, only while it is still published."""
         e = self._snapshot[1].get(kid) if isinstance(kid, str) else None
         if e is None or (now is not None and not e.published(now)):

@@ -7,7 +7,8 @@
     rediss://user@host:6380/0       TLS (Azure Cache for Redis); password / Entra ID via redis_options
 
 Backends connect lazily, so opening never blocks the event loop; call `await store.ping()` at
-startup to fail fast. Domain repositories on top of a Store live in `storage/repos.py`.
+startup to fail fast. The records on top of a Store: `jti_records.py` (replay cache, revoked jtis),
+`acs_identity_map.py`, and the refresh-token families in `grants/refresh_families.py`.
 """
 
 from __future__ import annotations

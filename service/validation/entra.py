@@ -41,6 +41,7 @@ from service.errors import (
     TokenScopeMissing,
     TokenValidationError,
 )
+from service.metrics import Metrics
 from service.settings import EntraSettings
 from service.validation import jwt_checks
 from service.validation.entra_metadata import (
@@ -113,7 +114,7 @@ def log_context(jws: Jws | None) -> dict[str, str]:
 
 
 class EntraValidator:
-    def __init__(self, entra: EntraSettings, jwks: JwksCache, *, metrics: Any = None,
+    def __init__(self, entra: EntraSettings, jwks: JwksCache, *, metrics: Metrics | None = None,
                  cache_ttl: float = 600, cache_size: int = 10_000) -> None:
         self.entra = entra
         self._jwks = jwks

@@ -24,18 +24,20 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from service.errors import DownstreamError, TokenInvalid
 from service.logs import get_logger
-from service.validation.jwt_checks import b64url_decode
+from service.metrics import Metrics
+from service.validation.jwt_checks import PublicKey, b64url_decode
 
 log = get_logger("tokenbroker.jwks")
 
 MAX_FETCH_SECONDS = 5.0
-_CURVES = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}
+_CURVES: dict[str, type[ec.SECP256R1 | ec.SECP384R1 | ec.SECP521R1]] = {
+    "P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}
 
 
 @dataclass(frozen=True)
 class CachedKey:
     kid: str
-    key: Any                 # a cryptography public key
+    key: PublicKey
     kty: str
     alg: str | None = None
     issuer: str | None = None
@@ -99,7 +101,7 @@ class _Entry:
 
 class JwksCache:
     def __init__(self, session: aiohttp.ClientSession, *, timeout: float, cooldown: float = 30,
-                 max_bytes: int = 65536, metrics: Any = None,
+                 max_bytes: int = 65536, metrics: Metrics | None = None,
                  clock: Callable[[], float] = time.monotonic, max_age: float = 3600,
                  doc_max_age: float = 86400) -> None:
         self._session = session
@@ -179,7 +181,7 @@ class JwksCache:
             self._count("cache_events_total", cache="jwks", event="coalesced")
         await asyncio.shield(entry.inflight)
 
-    def _refresh_in_background(self, entry: _Entry, url: str, loader) -> None:
+    def _refresh_in_background(self, entry: _Entry, url: str, loader: Callable[[str], Awaitable[Any]]) -> None:
         if entry.inflight is not None or not self._cooldown_over(entry):
             return
         entry.attempted_at = self._clock()
@@ -192,7 +194,7 @@ class JwksCache:
         if not task.cancelled():
             task.exception()  # already logged; mark retrieved
 
-    async def _run(self, entry: _Entry, url: str, loader) -> None:
+    async def _run(self, entry: _Entry, url: str, loader: Callable[[str], Awaitable[Any]]) -> None:
         try:
             entry.value = await loader(url)
             entry.fetched_at = self._clock()

@@ -6,7 +6,25 @@ malleable, the wrong key type raises `TypeError`). This module does the parsing 
 raises `TokenInvalid(reason)` for every malformation, so callers never see a foreign exception.
 It is reused for every issuer we trust (Entra, trusted issuers, Teams tokens).
 
-Reasons (short codes for logs/metrics): malformed, too_large, alg, crit, signature, claims.
+This is the broker's one JWT verifier: our own tokens (issuing/issuer.py), client assertions
+and every foreign token go through it, with one set of reasons (short codes for logs/metrics):
+
+    malformed      not a compact JWS with strict JSON and canonical base64url
+    too_large      over MAX_TOKEN_BYTES (16 KB), checked before any decoding
+    alg            alg not allowed (or not the one pinned to the key), incl. "none"
+    crit           a `crit` header (we implement no extensions)
+    signature      the signature does not verify with the key (or the key is of another family)
+    claims         a registered claim of the wrong type or missing (`exp` as a string, ...)
+    expired        now >= exp + skew
+    not_yet_valid  nbf or iat later than now + skew
+    unknown_kid    no published key with that kid
+    issuer, audience, token_type   not the expected iss / aud / typ
+
+Deliberate differences from PyJWT (tests/validation/test_verifier_vs_pyjwt.py lists them):
+duplicate JSON keys, NaN/Infinity, lone surrogates, padded or non-canonical base64url, string or
+float NumericDates and boolean claims are refused where PyJWT accepts them; a key of the wrong
+type is a `signature` refusal where PyJWT raises TypeError; RSA keys under 2048 bits never
+verify.
 """
 
 from __future__ import annotations
@@ -19,7 +37,7 @@ import json
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -29,8 +47,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from service.errors import TokenInvalid
 
 MAX_TOKEN_BYTES = 16 * 1024
+#: the public keys a signature can be checked with; `bytes` is an HMAC secret
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+VerifyingKey = PublicKey | bytes
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
-_HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 _EC_CURVES = {"ES256": ("secp256r1", 32), "ES384": ("secp384r1", 48), "ES512": ("secp521r1", 66)}
 #: JWS header parameters whose keys we never use (RFC 8725 §3.5): they are simply ignored.
 KEY_CARRYING_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c"})
@@ -124,7 +146,7 @@ def check_header(header: Mapping[str, Any], algorithms: Collection[str]) -> str:
     return alg
 
 
-def verify_signature(alg: str, key: Any, signing_input: bytes, signature: bytes) -> bool:
+def verify_signature(alg: str, key: VerifyingKey, signing_input: bytes, signature: bytes) -> bool:
     """True when `signature` is valid for `alg` with `key`; the key family must fit the alg.
 
     Never raises for a bad signature or a key of the wrong type (PyJWT's TypeError trap).
@@ -162,6 +184,10 @@ def verify_signature(alg: str, key: Any, signing_input: bytes, signature: bytes)
 
 # --- typed claim access ---------------------------------------------------------------------
 
+@overload
+def int_claim(claims: Mapping[str, Any], name: str, *, required: Literal[True]) -> int: ...
+@overload
+def int_claim(claims: Mapping[str, Any], name: str, *, required: bool = False) -> int | None: ...
 def int_claim(claims: Mapping[str, Any], name: str, *, required: bool = False) -> int | None:
     """An integer NumericDate: bool, float and numeric strings are refused."""
     if name not in claims:
@@ -174,6 +200,10 @@ def int_claim(claims: Mapping[str, Any], name: str, *, required: bool = False) -
     return value
 
 
+@overload
+def str_claim(claims: Mapping[str, Any], name: str, *, required: Literal[True]) -> str: ...
+@overload
+def str_claim(claims: Mapping[str, Any], name: str, *, required: bool = False) -> str | None: ...
 def str_claim(claims: Mapping[str, Any], name: str, *, required: bool = False) -> str | None:
     if name not in claims:
         if required:
@@ -206,13 +236,21 @@ def audiences(claims: Mapping[str, Any]) -> tuple[str, ...]:
     return ()
 
 
+@overload
+def check_times(claims: Mapping[str, Any], *, now: float, skew: float,
+                require_exp: Literal[True] = True) -> int: ...
+@overload
+def check_times(claims: Mapping[str, Any], *, now: float, skew: float, require_exp: bool) -> int | None: ...
 def check_times(claims: Mapping[str, Any], *, now: float, skew: float,
                 require_exp: bool = True) -> int | None:
-    """exp (required by default), nbf and iat as integers, each with `skew` leeway. Returns exp."""
+    """exp (required by default), nbf and iat as integers, each with `skew` leeway. Returns exp.
+
+    The one time boundary of every token check: expired when `now >= exp + skew` (as PyJWT),
+    not yet valid when `nbf` or `iat` is later than `now + skew`."""
     exp = int_claim(claims, "exp", required=require_exp)
     nbf = int_claim(claims, "nbf")
     iat = int_claim(claims, "iat")
-    if exp is not None and now > exp + skew:
+    if exp is not None and now >= exp + skew:     # RFC 7519 §4.1.4: valid only *before* exp
         raise TokenInvalid("expired", "token expired")
     if nbf is not None and now + skew < nbf:
         raise TokenInvalid("not_yet_valid", "nbf in the future")

@@ -19,11 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from service.errors import ConfigurationError, TokenInvalid
 from service.settings import TrustedIssuer
+from service.validation.jwks import JwksCache
 from service.validation.jwt_checks import (
+    PublicKey,
+    VerifyingKey,
     check_header,
     check_times,
     int_claim,
@@ -39,24 +43,26 @@ MIN_SECRET_BYTES = 32
 @dataclass(frozen=True)
 class _Source:
     issuer: TrustedIssuer
-    static_key: Any = None          # a public key (PEM) or bytes (HMAC); None for JWKS
+    static_key: VerifyingKey | None = None   # a public key (PEM) or bytes (HMAC); None for JWKS
 
 
-def load_certificate(path: str) -> Any:
+def load_certificate(path: str) -> PublicKey:
     """A public key from a PEM certificate or a PEM public key file."""
     data = Path(path).read_bytes()
     try:
-        if b"BEGIN CERTIFICATE" in data:
-            return x509.load_pem_x509_certificate(data).public_key()
-        return load_pem_public_key(data)
+        key = (x509.load_pem_x509_certificate(data).public_key() if b"BEGIN CERTIFICATE" in data
+               else load_pem_public_key(data))
     except ValueError as e:
         raise ConfigurationError([f"trusted_issuers: {path}: not a PEM certificate or public key"]) from e
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+        raise ConfigurationError([f"trusted_issuers: {path}: not an RSA, EC or Ed25519 key"])
+    return key
 
 
 class TrustedIssuerValidator:
     """Built once at startup (reads PEM files: call it in a thread); cheap per call."""
 
-    def __init__(self, issuers: tuple[TrustedIssuer, ...], jwks: Any) -> None:
+    def __init__(self, issuers: tuple[TrustedIssuer, ...], jwks: JwksCache) -> None:
         self._jwks = jwks
         self._by_iss: dict[str, _Source] = {}
         for ti in issuers:
@@ -102,7 +108,7 @@ class TrustedIssuerValidator:
             raise TokenInvalid("claims", "missing sub")
         return ti, claims
 
-    async def _key(self, source: _Source, alg: str, kid: object) -> Any:
+    async def _key(self, source: _Source, alg: str, kid: object) -> VerifyingKey:
         ti = source.issuer
         hmac_alg = alg in HMAC_ALGS
         if isinstance(source.static_key, bytes):

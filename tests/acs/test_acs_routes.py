@@ -5,6 +5,7 @@ from __future__ import annotations
 from emulators.entra import demo
 from service.app import create_app
 from service.settings import load_settings
+from tests.support.oauth import entra_block
 
 ACS_ROUTES = [("GET", "/api/token/teams"), ("POST", "/api/token/teams"), ("GET", "/api/token"),
               ("POST", "/api/user"), ("GET", "/api/user"), ("DELETE", "/api/user")]
@@ -19,9 +20,7 @@ async def test_every_acs_route_is_mounted_and_documented(broker):
 
 
 async def test_without_acs_the_routes_are_not_mounted(aiohttp_client, entra, tmp_path, tokens):
-    toml = (f'[tls]\nca_bundle = "{entra.ca_bundle}"\n\n[entra]\nauthority = "{entra.url}"\n'
-            f'tenant_id = "{demo.TENANT_ID}"\nclient_id = "{demo.BROKER_CLIENT_ID}"\n\n'
-            '[store]\nurl = "memory://"\n\n[issuer]\nkeys_dir = "keys"\n')
+    toml = entra_block(entra, tenant_id=demo.TENANT_ID) + '\n[store]\nurl = "memory://"\n\n[issuer]\nkeys_dir = "keys"\n'
     broker = await aiohttp_client(create_app(load_settings(toml, {}, base_dir=tmp_path)))
     for method, path in ACS_ROUTES:
         resp = await broker.request(method, path, headers=tokens.headers(teams=tokens.teams()))

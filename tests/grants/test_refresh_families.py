@@ -6,7 +6,7 @@ import pytest
 
 from service.digest import sha256_hex
 from service.errors import InvalidGrant
-from service.grants.repos import RefreshTokens
+from service.grants.refresh_families import RefreshTokens
 from service.storage import open_store
 
 

@@ -90,10 +90,10 @@ def test_huge_claimed_ids_cost_no_more_memory_than_short_ones():
 
 
 @pytest.mark.parametrize("exc", [
-    InvalidClient(reason="bad_secret"), InvalidClient(reason="assertion_bad_signature"),
-    InvalidGrant(reason="unknown_refresh_token"), InvalidRequest(reason="subject_bad_signature"),
+    InvalidClient(reason="bad_secret"), InvalidClient(reason="assertion_signature"),
+    InvalidGrant(reason="unknown_refresh_token"), InvalidRequest(reason="subject_signature"),
     InvalidRequest(reason="subject_expired"), InvalidRequest(reason="subject_replayed"),
-    InvalidRequest(reason="actor_wrong_audience"), InvalidRequest(reason="subject_untrusted_issuer"),
+    InvalidRequest(reason="actor_audience"), InvalidRequest(reason="subject_untrusted_issuer"),
 ])
 def test_guessing_counts(exc):
     assert counts_as_failure(exc)

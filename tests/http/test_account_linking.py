@@ -22,6 +22,7 @@ from service.grants.linking import Accounts
 from service.settings import load_settings_file
 from service.typedefs import STORE
 from tests.http.token_support import basic, exchange_form
+from tests.support.oauth import entra_block
 
 SECRET = "idp-hmac-secret-of-at-least-32-bytes-long!"
 BROKER_AUD = "https://broker.example"
@@ -190,18 +191,7 @@ keys_dir = "keys"
 [store]
 url = "sqlite:///state.db"
 
-[tls]
-ca_bundle = "{emu.ca_bundle}"
-
-[entra]
-authority = "{emu.url}"
-tenant_id = "{emu.tenant_id}"
-client_id = "{demo.BROKER_CLIENT_ID}"
-scope_map = {{ user_impersonation = ["read"] }}
-timeout = 5
-linking = "{linking}"
-lookup_attributes = {lookup}
-
+{entra_block(emu, scope_map='{ user_impersonation = ["read"] }', linking=f'"{linking}"', lookup_attributes=lookup)}
 [[clients]]
 client_id = "portal"
 client_secret = "portal-secret"

@@ -20,6 +20,7 @@ from tests.http.token_support import (
     partner_token,
     post_token,
 )
+from tests.support.oauth import refused as refused_with
 
 
 def delegated_form(subject: str, actor: str, *, audience: str = "dashboard", actor_type: str = ACCESS_TOKEN,
@@ -38,9 +39,7 @@ async def local_sub(client, token: str) -> str:
 
 
 async def refused(resp) -> None:
-    body = await resp.json()
-    assert resp.status == 400, body
-    assert body["error"] == "invalid_request"
+    await refused_with(resp, 400, "invalid_request")
 
 
 async def test_an_actor_token_puts_act_in_the_jwt_and_in_introspection_and_no_refresh_token(client):

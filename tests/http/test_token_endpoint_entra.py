@@ -21,23 +21,14 @@ from tests.http.token_support import (
     make_settings,
     post_token,
 )
+from tests.support.oauth import entra_block
 
 BROKER = demo.BROKER_CLIENT_ID
 
 
 def entra_toml(emu) -> str:
-    return f"""
-[tls]
-ca_bundle = "{emu.ca_bundle}"
-
-[entra]
-authority = "{emu.url}"
-tenant_id = "{emu.tenant_id}"
-client_id = "{BROKER}"
-allowed_tenants = ["{demo.TENANT_ID}", "{demo.PARTNER_TENANT_ID}"]
-scope_map = {{ user_impersonation = ["read", "write"] }}
-timeout = 5
-
+    return entra_block(emu, client_id=BROKER, allowed_tenants=f'["{demo.TENANT_ID}", "{demo.PARTNER_TENANT_ID}"]',
+                       scope_map='{ user_impersonation = ["read", "write"] }') + """
 [[clients]]
 client_id = "spa-backend"
 client_secret = "spa-backend-secret"

@@ -16,15 +16,11 @@ from tests.http.token_support import (
     partner_token,
     post_token,
 )
+from tests.support.oauth import refused as refused_exactly
 
 
 async def refused(resp, status: int, error: str) -> dict:
-    body = await resp.json()
-    assert resp.status == status, body
-    assert body["error"] == error
-    assert set(body) == {"error", "error_description"}
-    assert resp.headers["Cache-Control"] == "no-store"
-    return body
+    return await refused_exactly(resp, status, error, exact=True)
 
 
 # --- 400 invalid_request: malformed requests ------------------------------------------------

@@ -6,17 +6,16 @@ tokens are signed here with the partner's real keys; our own tokens come from th
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import secrets
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
 
 import jwt
 
 from service.settings import Settings, load_settings
+from tests.support.oauth import basic_auth
 from tests.support.store_keys import STORE_KEY_LINE
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -88,9 +87,7 @@ def make_settings(tmp_path: Path, extra_toml: str = "", base: str = BASE_TOML) -
 
 def basic(client_id: str, secret: str | None = None) -> dict[str, str]:
     """RFC 6749 §2.3.1: form-encode id and secret, then Basic-encode."""
-    secret = SECRETS[client_id] if secret is None else secret
-    raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
-    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+    return basic_auth(client_id, SECRETS[client_id] if secret is None else secret)
 
 
 def partner_token(*, sub: str = "partner-user-1", scope: str = "partner.all", lifetime: int = 600,

@@ -139,14 +139,14 @@ def test_a_server_verifies_tokens_signed_after_a_rotation_by_another_process(tmp
 def test_a_tampered_payload_is_refused(issuer):
     header, _, signature = issuer.mint(CLAIMS, now=T0, ttl=60).token.split(".")
     forged = _b64(json.dumps(_our_claims(scope="read write admin")).encode())
-    assert _refused(issuer, f"{header}.{forged}.{signature}") == "bad_signature"
+    assert _refused(issuer, f"{header}.{forged}.{signature}") == "signature"
 
 
 def test_alg_none_in_any_spelling_is_refused(issuer):
     kid = issuer.keyring.signing_key(T0).kid
     for alg in ("none", "None", "NONE"):
         token = _unsigned({"typ": "at+jwt", "alg": alg, "kid": kid}, _our_claims()) + "."
-        assert _refused(issuer, token) == "alg_mismatch"
+        assert _refused(issuer, token) == "alg"
 
 
 def test_hs256_with_our_public_key_as_the_secret_is_refused(issuer):
@@ -155,14 +155,14 @@ def test_hs256_with_our_public_key_as_the_secret_is_refused(issuer):
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     signing_input = _unsigned({"typ": "at+jwt", "alg": "HS256", "kid": key.kid}, _our_claims())
     mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
-    assert _refused(issuer, f"{signing_input}.{_b64(mac)}") == "alg_mismatch"
+    assert _refused(issuer, f"{signing_input}.{_b64(mac)}") == "alg"
 
 
 def test_a_token_signed_with_another_key_family_under_our_kid_is_refused_not_a_typeerror(issuer):
     kid = issuer.keyring.signing_key(T0).kid
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     token = jwt.encode(_our_claims(), rsa_key, algorithm="RS256", headers={"typ": "at+jwt", "kid": kid})
-    assert _refused(issuer, token) == "alg_mismatch"
+    assert _refused(issuer, token) == "alg"
 
 
 def test_keys_embedded_in_the_header_are_ignored(issuer):
@@ -171,7 +171,7 @@ def test_keys_embedded_in_the_header_are_ignored(issuer):
     embedded = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(foreign.public_key()))
     token = jwt.encode(_our_claims(), foreign, algorithm="ES256",
                        headers={"typ": "at+jwt", "kid": kid, "jwk": embedded, "jku": "https://evil.example/"})
-    assert _refused(issuer, token) == "bad_signature"
+    assert _refused(issuer, token) == "signature"
 
 
 def test_an_unknown_or_malformed_kid_is_refused(issuer):
@@ -186,13 +186,13 @@ def test_an_unknown_or_malformed_kid_is_refused(issuer):
 
 def test_a_wrong_or_prefixed_issuer_is_refused(issuer):
     for iss in ("https://evil.example", "https://broker.example/tb/", "https://broker.example/t", ["x"]):
-        assert _refused(issuer, _sign_raw(issuer, _our_claims(iss=iss))) == "wrong_issuer"
+        assert _refused(issuer, _sign_raw(issuer, _our_claims(iss=iss))) == "issuer"
 
 
 @pytest.mark.parametrize("typ", ["JWT", "jwt", "at+JWTX", None])
 def test_a_token_without_the_at_jwt_type_is_refused(issuer, typ):
     token = _signed_with_our_key(issuer, _our_claims(), typ=typ)
-    assert _refused(issuer, token) == "wrong_typ"
+    assert _refused(issuer, token) == "token_type"
 
 
 @pytest.mark.parametrize("claims", [

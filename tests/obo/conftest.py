@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import pytest
 
 from emulators.entra import demo
 from service.app import create_app
+from service.downstream.entra_obo import OboCaller
 from service.settings import load_settings
 from service.typedefs import METRICS
 
@@ -110,3 +112,9 @@ def decode_verified(entra, token: str, tenant: str, audience: str) -> dict:
     key = jwt.PyJWKSet.from_dict(jwks)[kid].key
     return jwt.decode(token, key, algorithms=["RS256"], audience=audience,
                       issuer=f"{entra.url}/{tenant}/v2.0")
+
+
+def obo_caller(assertion: str, exp: int = 4_000_000_000):
+    """The OboCaller the OBO route would build for Alice presenting `assertion`."""
+    return OboCaller(tid=demo.TENANT_ID, oid=demo.ALICE_OID, app_id=demo.CLIENT_ID,
+                     token_hash=hashlib.sha256(assertion.encode()).hexdigest(), assertion_exp=exp)

@@ -24,7 +24,7 @@ async def test_a_user_without_consent_gets_consent_required(broker, entra):
     assert body["error"] == "consent_required"
     assert resp.headers["Cache-Control"] == "no-store"
     [event] = audit_events(logs)
-    assert event["decision"] == "refused" and event["aadsts"] == 65001
+    assert event["decision"] == "deny" and event["reason"] == "consent_required" and event["aadsts"] == 65001
     assert event["correlation_id"]                       # Entra's, for the operator
 
 

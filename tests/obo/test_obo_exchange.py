@@ -144,8 +144,8 @@ async def test_each_exchange_is_audited_once_without_the_token(broker, entra):
     events = [e for e in logs if e["event"] == "obo.exchange"]
     assert [e["cache"] for e in events] == ["miss", "hit"]
     first = events[0]
-    assert first["downstream"] == "workspace" and first["tenant"] == demo.TENANT_ID
-    assert first["client_app"] == PORTAL and first["decision"] == "issued"
+    assert first["downstream"] == "workspace" and first["tid"] == demo.TENANT_ID
+    assert first["client_app"] == PORTAL and first["decision"] == "allow" and first["status"] == 200
     assert first["user"] != demo.ALICE_OID and len(first["user"]) == 12
     assert isinstance(first["latency_ms"], float)
     rendered = repr(logs)

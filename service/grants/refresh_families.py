@@ -1,4 +1,4 @@
-"""Refresh-token families on a `Store` (revoked jtis and the replay cache: storage/repos.py).
+"""Refresh-token families on a `Store` (revoked jtis and the replay cache: storage/jti_records.py).
 
     refresh:<sha256>          the live token of a family   {"family", "client_id", "grant"}
     refresh_used:<sha256>     a rotated-out token           {"family"}

@@ -10,7 +10,7 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any
 
-from service._settings_model import REFRESH_TOKEN, TOKEN_EXCHANGE
+from .model import REFRESH_TOKEN, TOKEN_EXCHANGE
 
 STR, INT, BOOL, STRS, SCOPE_MAP, FED_IDS = "str", "int", "bool", "strs", "scope_map", "fed_ids"
 
@@ -46,7 +46,7 @@ SCHEMA: dict[str, Schema] = {
     "obo": {"scopes": (STRS, [])},
     "issuer": {"signing_alg": (STR, "ES256"), "keys_dir": (STR, "keys"),
                "key_activation_delay": (INT, 600), "access_token_ttl": (INT, 900),
-               "refresh_token_ttl": (INT, 86400)},
+               "refresh_token_ttl": (INT, 86400), "key_reload_interval": (INT, 5)},
     "trusted_issuers": {
         "name": (STR, ""), "issuer": (STR, ""), "jwks_uri": (STR, ""), "certificate": (STR, ""),
         "secret": (STR, ""), "audiences": (STRS, []), "algorithms": (STRS, ["RS256"]),

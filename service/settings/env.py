@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
-from service._settings_schema import ARRAYS, NAMED_TABLES, SCHEMA, entry_path, parse_env_value
+from .schema import ARRAYS, NAMED_TABLES, SCHEMA, entry_path, parse_env_value
 
 PREFIX = "TOKENBROKER_"
 CONFIG_VARIABLE = "TOKENBROKER_CONFIG"
@@ -40,15 +41,18 @@ def apply_overrides(raw: dict[str, Any], environ: Mapping[str, str], flags: Mapp
             continue
         parts = var[len(PREFIX):].split("__")
         text = environ[var]
-        _apply(raw, parts, lambda kind, text=text: parse_env_value(kind, text), var, sources,
-               problems, env=True)
+        _apply(raw, parts, partial(parse_env_value, text=text), var, sources, problems, env=True)
     for key in sorted(flags):
         value = flags[key]
         if value is None:
             continue
-        _apply(raw, key.split("."), lambda kind, value=value: value, key, sources, problems,
-               env=False)
+        _apply(raw, key.split("."), partial(_given, value), key, sources, problems, env=False)
     return sources
+
+
+def _given(value: object, kind: str) -> object:
+    """A flag's value is ready-made, whatever the key's kind."""
+    return value
 
 
 def _apply(raw: dict[str, Any], parts: list[str], value_of: Callable[[str], Any], label: str,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -26,6 +26,7 @@ class Secret:
     """A string that never shows itself in repr/str/logs; `.reveal()` gives the value."""
 
     __slots__ = ("_value",)
+    _value: str
 
     def __init__(self, value: str = "") -> None:
         object.__setattr__(self, "_value", str(value))
@@ -63,7 +64,8 @@ def _freeze(obj: object, name: str, value: object) -> None:
 
 def _tuple(obj: object, *names: str) -> None:
     for name in names:
-        _freeze(obj, name, tuple(getattr(obj, name)))
+        value: Iterable[object] = getattr(obj, name)
+        _freeze(obj, name, tuple(value))
 
 
 def _secret(obj: object, *names: str) -> None:
@@ -73,7 +75,7 @@ def _secret(obj: object, *names: str) -> None:
             _freeze(obj, name, Secret(value or ""))
 
 
-def _scope_map(value: Mapping[str, object]) -> Mapping[str, tuple[str, ...]]:
+def _scope_map(value: Mapping[str, Iterable[str]]) -> Mapping[str, tuple[str, ...]]:
     return MappingProxyType({str(k): tuple(v) for k, v in dict(value).items()})
 
 
@@ -183,6 +185,7 @@ class IssuerSettings:
     key_activation_delay: int = 600
     access_token_ttl: int = 900
     refresh_token_ttl: int = 86400
+    key_reload_interval: int = 5     # seconds between re-reads of keys_dir (replicas converge this fast)
 
     def __post_init__(self) -> None:
         _freeze(self, "keys_dir", Path(self.keys_dir).absolute())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from service.storage.repos import AcsIdentityMap, ReplayCache, RevokedJtis
+from service.storage.acs_identity_map import AcsIdentityMap
+from service.storage.jti_records import ReplayCache, RevokedJtis
 
 TID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 OID = "00000000-0000-0000-0000-0000000000a1"

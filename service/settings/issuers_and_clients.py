@@ -6,15 +6,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from service._settings_checks import Checks, url_problem
-from service._settings_model import (
+from .checks import Checks, url_problem
+from .model import (
     REFRESH_TOKEN,
     TOKEN_EXCHANGE,
     ClientSettings,
     FederatedIdentity,
     TrustedIssuer,
 )
-from service._settings_schema import SCHEMA, entry_path, read_table
+from .schema import SCHEMA, entry_path, read_table
 
 RESERVED_ISSUERS = ("entra", "self")
 HMAC_ALGS = ("HS256", "HS384", "HS512")

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from service._settings_access import LINKING
-from service._settings_checks import Checks, origin_problem, resource_of, url_problem
-from service._settings_model import (
+from .checks import Checks, origin_problem, resource_of, url_problem
+from .issuers_and_clients import LINKING
+from .model import (
     AcsSettings,
     CorsSettings,
     EntraSettings,
@@ -27,7 +27,7 @@ from service._settings_model import (
     TlsSettings,
     parse_connection_string,
 )
-from service._settings_schema import SCHEMA, read_table
+from .schema import SCHEMA, read_table
 
 SIGNING_ALGS = ("ES256", "RS256", "EdDSA")
 ACS_IDENTITY_SCOPES = ("chat", "voip", "chat.join", "chat.join.limited", "voip.join")
@@ -196,6 +196,7 @@ def build_issuer(raw: Any, c: Checks) -> IssuerSettings:
     c.at_least("issuer.key_activation_delay", v["key_activation_delay"], 0)
     c.at_least("issuer.access_token_ttl", v["access_token_ttl"], 1)
     c.at_least("issuer.refresh_token_ttl", v["refresh_token_ttl"], 1)
+    c.at_least("issuer.key_reload_interval", v["key_reload_interval"], 1, 3600)
     return IssuerSettings(**v)
 
 

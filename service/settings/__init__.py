@@ -7,8 +7,11 @@ Every problem is collected and raised at once as `ConfigurationError(problems)`,
 starting with the key path it is about (`entra.client_id: required ...`) or, for an unknown
 environment variable, its name. The reference of every key is `docs/configuration.md`.
 
-The dataclasses (`Settings`, `EntraSettings`, ... , `Secret`) live in `_settings_model` and
-are re-exported here; tests may build them directly.
+The package: `model` (the frozen dataclasses `Settings`, `EntraSettings`, ... , `Secret`),
+`schema` (every key, its kind and default), `env` (environment/flag overrides), `checks`
+(reusable value checks), `sections` (service-side section builders) and `issuers_and_clients`
+(the [[trusted_issuers]] and [[clients]] of token exchange). Everything outside this package
+imports from `service.settings` only; tests may build the dataclasses directly.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from service._settings_access import build_clients, build_trusted_issuers, check_issuer_urls
-from service._settings_checks import Checks
-from service._settings_env import CONFIG_VARIABLE, apply_overrides, env_name
-from service._settings_model import (
+from service.errors import ConfigurationError
+
+from .checks import Checks
+from .env import CONFIG_VARIABLE, apply_overrides, env_name
+from .issuers_and_clients import build_clients, build_trusted_issuers, check_issuer_urls
+from .model import (
     MASK,
     REFRESH_TOKEN,
     TOKEN_EXCHANGE,
@@ -42,9 +47,10 @@ from service._settings_model import (
     TlsSettings,
     TrustedIssuer,
     mask_url,
+    parse_connection_string,
 )
-from service._settings_schema import ARRAYS, NAMED_TABLES, SCHEMA
-from service._settings_sections import (
+from .schema import ARRAYS, NAMED_TABLES, SCHEMA
+from .sections import (
     build_acs,
     build_cors,
     build_entra,
@@ -55,13 +61,13 @@ from service._settings_sections import (
     build_throttle,
     build_tls,
 )
-from service.errors import ConfigurationError
 
 __all__ = [
     "CONFIG_VARIABLE", "REFRESH_TOKEN", "TOKEN_EXCHANGE", "AcsSettings", "ClientSettings",
     "ConfigurationError", "CorsSettings", "EntraSettings", "FederatedIdentity", "IssuerSettings",
     "OboSettings", "Secret", "ServerSettings", "Settings", "StoreSettings", "ThrottleSettings", "TlsSettings",
-    "TrustedIssuer", "describe", "env_name", "load_settings", "load_settings_file",
+    "SCHEMA", "TrustedIssuer", "describe", "env_name", "load_settings", "load_settings_file",
+    "parse_connection_string",
 ]
 
 _NO_FLAGS: Mapping[str, object] = MappingProxyType({})
