@@ -38,6 +38,7 @@ from service._settings_model import (
     ServerSettings,
     Settings,
     StoreSettings,
+    TelemetrySettings,
     ThrottleSettings,
     TlsSettings,
     TrustedIssuer,
@@ -55,12 +56,13 @@ from service._settings_sections import (
     build_throttle,
     build_tls,
 )
+from service._settings_telemetry import build_telemetry
 from service.errors import ConfigurationError
 
 __all__ = [
     "CONFIG_VARIABLE", "REFRESH_TOKEN", "TOKEN_EXCHANGE", "AcsSettings", "ClientSettings",
     "ConfigurationError", "CorsSettings", "EntraSettings", "FederatedIdentity", "IssuerSettings",
-    "OboSettings", "Secret", "ServerSettings", "Settings", "StoreSettings", "ThrottleSettings", "TlsSettings",
+    "OboSettings", "Secret", "ServerSettings", "Settings", "StoreSettings", "TelemetrySettings", "ThrottleSettings", "TlsSettings",
     "TrustedIssuer", "describe", "env_name", "load_settings", "load_settings_file",
 ]
 
@@ -96,6 +98,7 @@ def load_settings(toml_text: str, environ: Mapping[str, str], *, base_dir: Path,
         store=build_store(raw.get("store"), checks),
         cors=build_cors(raw.get("cors"), checks),
         throttle=build_throttle(raw.get("throttle"), checks),
+        telemetry=build_telemetry(raw.get("telemetry"), environ, checks),
         config_path=config_path,
     )
     check_issuer_urls(issuers, settings.server.public_url, checks)

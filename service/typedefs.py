@@ -33,3 +33,4 @@ ACS_CLIENT: web.AppKey[Any] = web.AppKey("acs_client")  # service.downstream.acs
 ACS_IDENTITIES: web.AppKey[Any] = web.AppKey("acs_identities")  # downstream.acs_identities.AcsIdentities
 OBO_CLIENT: web.AppKey[Any] = web.AppKey("obo_client")
 GRANTS: web.AppKey[Any] = web.AppKey("grants")  # service.grants.TokenService
+TELEMETRY: web.AppKey[Any] = web.AppKey("telemetry")  # service.telemetry.tracing.Tracing, only when on

@@ -22,6 +22,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from ..telemetry import cache_event, span
+
 V = TypeVar("V")
 
 
@@ -41,6 +43,7 @@ class SingleFlightCache(Generic[V]):
         return len(self._values)
 
     def _count(self, event: str, n: int = 1) -> None:
+        cache_event(self.name, event)   # telemetry: on the current span (no-op when off)
         if self._metrics is not None and n:
             self._metrics.cache_events_total.labels(cache=self.name, event=event).inc(n)
 
@@ -56,6 +59,11 @@ class SingleFlightCache(Generic[V]):
 
     async def get_or_create(self, key: str, factory: Callable[[], Awaitable[V]],
                             ttl_fn: Callable[[V], float]) -> V:
+        with span("cache.lookup", cache=self.name):   # telemetry (no-op when off)
+            return await self._get_or_create(key, factory, ttl_fn)
+
+    async def _get_or_create(self, key: str, factory: Callable[[], Awaitable[V]],
+                             ttl_fn: Callable[[V], float]) -> V:
         entry = self._values.get(key)
         if entry is not None:
             if entry[1] > self._clock():
@@ -67,6 +75,8 @@ class SingleFlightCache(Generic[V]):
         task = self._inflight.get(key)
         if task is not None:
             self._count("coalesced")
+            with span("singleflight.wait", cache=self.name):   # telemetry: waiting on another call
+                return await asyncio.shield(task)
         else:
             self._count("miss")
             task = asyncio.ensure_future(self._run(key, factory, ttl_fn))

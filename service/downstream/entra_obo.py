@@ -28,6 +28,7 @@ from ..digest import short_hash
 from ..errors import BrokerError, DownstreamError
 from ..logs import audit, current_request_id, get_logger
 from ..settings import EntraSettings, OboSettings
+from ..telemetry import span
 from .cache import SingleFlightCache
 from .entra_credentials import BrokerCredential, CredentialUnavailable, pipeline_kwargs
 from .entra_errors import EntraFailure, classify, parse_failure, timed_out, translate
@@ -125,7 +126,8 @@ class EntraOboClient:
         request_id = current_request_id()
 
         async def attempt() -> OboToken:
-            return await self._call_once(scopes, assertion, tenant, request_id)
+            with span("entra.obo", service="entra", tenant=tenant):   # telemetry (no-op when off)
+                return await self._call_once(scopes, assertion, tenant, request_id)
 
         try:
             return await call_with_deadline(attempt, deadline=self._entra.timeout, classify=classify,

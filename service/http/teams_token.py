@@ -23,10 +23,12 @@ from ..errors import (
 )
 from ..logs import get_logger
 from ..settings import AcsSettings
+from ..telemetry import span
 from ..typedefs import CLOCK, ENTRA_VALIDATOR, METRICS
 from ..validation.entra import EntraPrincipal
 from ..validation.jwt_checks import MAX_TOKEN_BYTES
 from ..validation.teams import TEAMS_AUDIENCES, validate_teams_token
+from .bearer import describe_token
 
 HEADER = "teams-user-aad-token"
 __all__ = ["HEADER", "TEAMS_AUDIENCES", "check_teams_token", "teams_header"]
@@ -59,7 +61,9 @@ async def check_teams_token(request: web.Request, token: str, bearer: EntraPrinc
     unreachable)."""
     validator = request.app[ENTRA_VALIDATOR]
     try:
-        teams = await validate_teams_token(validator, token, acs, now=request.app[CLOCK]())
+        with span("token.validate", token_kind="teams") as s:   # telemetry (no-op when off)
+            teams = await validate_teams_token(validator, token, acs, now=request.app[CLOCK]())
+            describe_token(s, token, teams)
     except TokenScopeMissing as exc:
         raise _refused(request, exc.reason, 403, exc.detail) from exc
     except TokenPolicyRefused as exc:
