@@ -88,7 +88,7 @@ class ConsoleTreeProcessor(SpanProcessor):
 
     def _print(self, root: ReadableSpan, spans: list[ReadableSpan]) -> None:
         stream = self._stream or sys.stderr
-        print(self.render(root, spans), file=stream, flush=True)
+        print(self.render(root, spans) + "\n", file=stream, flush=True)   # a blank line between requests
 
     def shutdown(self) -> None:
         self._spans.clear()

@@ -1,0 +1,126 @@
+"""The spans of each exchange, in process: the app through `aiohttp_client`, the real Entra and ACS
+emulators, and the app's own TracerProvider feeding an in-memory span sink (`span_processors`,
+the same hook `dev --trace` uses for its console tree)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import secrets
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from structlog.testing import capture_logs
+
+from service.app import create_app
+from service.settings import load_settings
+from service.telemetry.console import ConsoleTreeProcessor
+from tests.support.client_keys import ClientKeys
+from tests.support.full_broker import PUBLIC_URL, SIGNER, bearer, full_toml, teams
+
+
+class Sink(SpanProcessor):
+    """Keeps every ended span (an in-memory exporter; the OTLP path is tests/telemetry/test_trace_export.py)."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.spans.append(span)
+
+    def trace(self, trace_id: str) -> list[ReadableSpan]:
+        return [s for s in self.spans if format(s.context.trace_id, "032x") == trace_id]
+
+    def named(self, trace_id: str, name: str) -> list[ReadableSpan]:
+        return [s for s in self.trace(trace_id) if s.name == name]
+
+
+@pytest.fixture(name="sink")
+def _sink() -> Sink:
+    return Sink()
+
+
+@pytest.fixture(name="console")
+def _console() -> io.StringIO:
+    return io.StringIO()
+
+
+@pytest.fixture(name="client")
+async def _client(aiohttp_client, entra, acs, sink, console, tmp_path: Path):
+    keys = ClientKeys.create(tmp_path, SIGNER, PUBLIC_URL)
+    settings = load_settings(full_toml(entra, acs, tmp_path / "keys", keys.path), {}, base_dir=tmp_path)
+    app = create_app(settings, overrides={"span_processors": [sink, ConsoleTreeProcessor(console)]})
+    return await aiohttp_client(app)
+
+
+def traceparent() -> tuple[str, dict[str, str]]:
+    trace_id = secrets.token_hex(16)
+    return trace_id, {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+
+
+async def test_a_request_without_traceparent_starts_its_own_trace(client, entra, sink):
+    resp = await client.get("/api/me", headers={"Authorization": f"Bearer {bearer(entra)}"})
+    assert resp.status == 200
+    server = next(s for s in sink.spans if s.name == "GET /api/me")
+    assert server.parent is None
+    assert server.attributes["tokenbroker.request_id"] == resp.headers["X-Request-Id"]
+
+
+async def test_identity_routes_show_store_operations_and_the_acs_call(client, entra, acs, sink):
+    trace_id, headers = traceparent()
+    resp = await client.post("/api/user", headers={"Authorization": f"Bearer {bearer(entra)}", **headers})
+    assert resp.status == 201
+    stores = [s for s in sink.trace(trace_id) if s.name.startswith("store.")]
+    assert stores and all(s.attributes["db.system"] == "memory" for s in stores)
+    create = sink.named(trace_id, "acs.create_user")
+    assert len(create) == 1
+    client_span = next(s for s in sink.trace(trace_id) if s.parent and s.parent.span_id == create[0].context.span_id)
+    assert client_span.attributes["http.response.status_code"] == 201
+    assert client_span.attributes["tokenbroker.correlation_id"]
+
+
+async def test_a_caller_waiting_on_another_callers_exchange_has_a_single_flight_span(client, entra, acs, sink):
+    acs.inject_fault("get_token_for_teams_user", delay=0.5)      # keep the first call in flight
+    auth = {"Authorization": f"Bearer {bearer(entra)}", "teams-user-aad-token": teams(entra)}
+    (first, h1), (second, h2) = traceparent(), traceparent()
+    answers = await asyncio.gather(client.get("/api/token/teams", headers={**auth, **h1}),
+                                   client.get("/api/token/teams", headers={**auth, **h2}))
+    assert [r.status for r in answers] == [201, 201]
+    lookups = {t: sink.named(t, "cache.lookup")[0].attributes["tokenbroker.cache.acs_teams"] for t in (first, second)}
+    assert sorted(lookups.values()) == ["coalesced", "miss"]
+    waiter = next(t for t, event in lookups.items() if event == "coalesced")
+    owner = next(t for t, event in lookups.items() if event == "miss")
+    assert len(sink.named(waiter, "singleflight.wait")) == 1
+    assert sink.named(waiter, "acs.get_token_for_teams_user") == []   # no ACS call of its own
+    assert len(sink.named(owner, "acs.get_token_for_teams_user")) == 1
+
+
+async def test_a_refused_token_sets_the_span_status_with_the_logged_reason(client, entra, sink):
+    trace_id, headers = traceparent()
+    wrong_audience = teams(entra)                 # a real token, for ACS: not for the broker
+    with capture_logs() as logs:
+        resp = await client.get("/api/me", headers={"Authorization": f"Bearer {wrong_audience}", **headers})
+    assert resp.status == 401
+    reason = next(e["reason"] for e in logs if e["event"] == "auth.refused")
+    server = sink.named(trace_id, "GET /api/me")[0]
+    assert (server.status.status_code.name, server.status.description) == ("ERROR", reason)
+    assert server.attributes["tokenbroker.reason"] == reason
+    validation = sink.named(trace_id, "token.validate")[0]
+    assert validation.status.description == reason
+    assert validation.attributes["tokenbroker.kid"] and validation.attributes["tokenbroker.tid"] == entra.tenant_id
+    assert wrong_audience.split(".")[2] not in str([dict(s.attributes) for s in sink.trace(trace_id)])
+
+
+async def test_the_console_tree_shows_where_the_time_of_an_exchange_goes(client, entra, console):
+    trace_id, headers = traceparent()
+    auth = {"Authorization": f"Bearer {bearer(entra)}", "teams-user-aad-token": teams(entra), **headers}
+    assert (await client.get("/api/token/teams", headers=auth)).status == 201
+    tree = next(block for block in console.getvalue().split("\n") if trace_id in block)
+    lines = console.getvalue().split("\n")
+    start = lines.index(tree)
+    block = lines[start:start + 12]
+    assert tree.startswith("GET /api/token/teams  201  ")
+    assert any(line.startswith(("├─ token.validate", "└─ token.validate")) for line in block)
+    assert any("acs.get_token_for_teams_user" in line for line in block)
+    assert any("POST https://127.0.0.1:" in line and "  200  " in line for line in block)
