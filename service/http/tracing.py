@@ -92,6 +92,6 @@ async def trace_request(request: web.Request, handler: Any) -> web.StreamRespons
         request_id = response.headers.get("X-Request-Id")
         if request_id:
             span.set_attribute("tokenbroker.request_id", request_id)
-        if response.status >= 500 and "tokenbroker.reason" not in (getattr(span, "attributes", None) or {}):
-            tracing.refused("server_error", "server_error")
+        if response.status >= 500:
+            tracing.server_error(span)
         return response

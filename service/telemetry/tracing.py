@@ -151,6 +151,13 @@ class Tracing:
             span.set_attribute("tokenbroker.error", error)
             mark_failed(span, reason)
 
+    @staticmethod
+    def server_error(span: Span) -> None:
+        """A 5xx answer whose span says nothing yet (an unexpected error): status ERROR."""
+        if span.is_recording() and getattr(span, "status", None) is not None \
+                and span.status.status_code is StatusCode.UNSET:
+            mark_failed(span, "server_error")
+
     def activate(self) -> contextlib.AbstractContextManager[None]:
         """Make `service.telemetry.spans` use this tracer (for this request's context)."""
         return _activated(self)

@@ -45,6 +45,7 @@ def decode(body: bytes) -> list[dict[str, Any]]:
                 spans.append({
                     "trace_id": s.trace_id.hex(), "span_id": s.span_id.hex(),
                     "parent_span_id": s.parent_span_id.hex() or None, "name": s.name,
+                    "trace_state": s.trace_state,
                     "kind": _KINDS.get(s.kind, str(s.kind)),
                     "attributes": {a.key: _value(a.value) for a in s.attributes},
                     "status": _STATUS.get(s.status.code, str(s.status.code)),

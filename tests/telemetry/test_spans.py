@@ -124,3 +124,18 @@ async def test_the_console_tree_shows_where_the_time_of_an_exchange_goes(client,
     assert any(line.startswith(("├─ token.validate", "└─ token.validate")) for line in block)
     assert any("acs.get_token_for_teams_user" in line for line in block)
     assert any("POST https://127.0.0.1:" in line and "  200  " in line for line in block)
+
+
+async def test_sample_ratio_zero_records_no_new_trace_but_follows_a_sampled_caller(aiohttp_client, entra, acs,
+                                                                                   tmp_path: Path):
+    sink = Sink()
+    keys = ClientKeys.create(tmp_path, SIGNER, PUBLIC_URL)
+    toml = full_toml(entra, acs, tmp_path / "keys", keys.path) + "\n[telemetry]\nsample_ratio = 0.0\n"
+    app = create_app(load_settings(toml, {}, base_dir=tmp_path), overrides={"span_processors": [sink]})
+    client = await aiohttp_client(app)
+    auth = {"Authorization": f"Bearer {bearer(entra)}"}
+    assert (await client.get("/api/me", headers=auth)).status == 200
+    assert sink.spans == []
+    trace_id, headers = traceparent()
+    assert (await client.get("/api/me", headers={**auth, **headers})).status == 200
+    assert [s.name for s in sink.trace(trace_id) if s.parent and s.parent.is_remote] == ["GET /api/me"]

@@ -99,6 +99,7 @@ def test_the_teams_exchange_is_one_trace_from_the_spa_through_acs(traced_broker,
     server = _server_span(mine, trace_id)
     assert server["name"] == "GET /api/token/teams"
     assert server["parent_span_id"] == parent                 # the SPA's span is the parent
+    assert server["trace_state"] == "spa=1"                   # and its tracestate travels on
     assert server["attributes"]["http.route"] == "/api/token/teams"
     assert server["attributes"]["http.response.status_code"] == 201
     assert server["attributes"]["tokenbroker.request_id"] == headers["X-Request-Id"]
