@@ -59,11 +59,6 @@ class SingleFlightCache(Generic[V]):
 
     async def get_or_create(self, key: str, factory: Callable[[], Awaitable[V]],
                             ttl_fn: Callable[[V], float]) -> V:
-        with span("cache.lookup", cache=self.name):   # telemetry (no-op when off)
-            return await self._get_or_create(key, factory, ttl_fn)
-
-    async def _get_or_create(self, key: str, factory: Callable[[], Awaitable[V]],
-                             ttl_fn: Callable[[V], float]) -> V:
         entry = self._values.get(key)
         if entry is not None:
             if entry[1] > self._clock():
@@ -74,16 +69,16 @@ class SingleFlightCache(Generic[V]):
             self._count("evicted")
         task = self._inflight.get(key)
         if task is not None:
-            self._count("coalesced")
             with span("singleflight.wait", cache=self.name):   # telemetry: waiting on another call
+                self._count("coalesced")
                 return await asyncio.shield(task)
-        else:
+        with span("cache.lookup", cache=self.name):   # telemetry: a miss; the fetch's spans are its children
             self._count("miss")
             task = asyncio.ensure_future(self._run(key, factory, ttl_fn))
             self._inflight[key] = task
             task.add_done_callback(lambda t, k=key: self._done(k, t))
-        # shield: a cancelled caller must not cancel the shared call of the others
-        return await asyncio.shield(task)
+            # shield: a cancelled caller must not cancel the shared call of the others
+            return await asyncio.shield(task)
 
     async def _run(self, key: str, factory: Callable[[], Awaitable[V]],
                    ttl_fn: Callable[[V], float]) -> V:

@@ -87,13 +87,19 @@ async def test_a_caller_waiting_on_another_callers_exchange_has_a_single_flight_
     answers = await asyncio.gather(client.get("/api/token/teams", headers={**auth, **h1}),
                                    client.get("/api/token/teams", headers={**auth, **h2}))
     assert [r.status for r in answers] == [201, 201]
-    lookups = {t: sink.named(t, "cache.lookup")[0].attributes["tokenbroker.cache.acs_teams"] for t in (first, second)}
-    assert sorted(lookups.values()) == ["coalesced", "miss"]
-    waiter = next(t for t, event in lookups.items() if event == "coalesced")
-    owner = next(t for t, event in lookups.items() if event == "miss")
-    assert len(sink.named(waiter, "singleflight.wait")) == 1
+    owner = next(t for t in (first, second) if sink.named(t, "cache.lookup"))
+    waiter = second if owner == first else first
+    assert sink.named(owner, "cache.lookup")[0].attributes["tokenbroker.cache.acs_teams"] == "miss"
+    wait = sink.named(waiter, "singleflight.wait")
+    assert len(wait) == 1 and wait[0].attributes["tokenbroker.cache.acs_teams"] == "coalesced"
     assert sink.named(waiter, "acs.get_token_for_teams_user") == []   # no ACS call of its own
     assert len(sink.named(owner, "acs.get_token_for_teams_user")) == 1
+
+    # A third caller finds the answer cached: no lookup span, the hit is said on the request's span.
+    third, h3 = traceparent()
+    assert (await client.get("/api/token/teams", headers={**auth, **h3})).status == 201
+    assert sink.named(third, "cache.lookup") == [] and sink.named(third, "singleflight.wait") == []
+    assert sink.named(third, "GET /api/token/teams")[0].attributes["tokenbroker.cache.acs_teams"] == "hit"
 
 
 async def test_a_refused_token_sets_the_span_status_with_the_logged_reason(client, entra, sink):
