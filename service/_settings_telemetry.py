@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from service._settings_checks import Checks, url_problem
-from service._settings_model import TelemetrySettings
+from service._settings_model import Secret, TelemetrySettings
 from service._settings_schema import SCHEMA, read_table
 
 EXTRA_HINT = "needs the telemetry extra: pip install 'tokenbroker[telemetry]'"
@@ -76,9 +76,9 @@ def build_telemetry(raw: Any, environ: Mapping[str, str], c: Checks) -> Telemetr
     if not v["service_name"].strip():
         c.add("telemetry.service_name", "must not be empty")
     ratio = float(v["sample_ratio"])
-    if "sample_ratio" not in raw:
-        ratio = _env_ratio(environ, c) if environ.get("OTEL_TRACES_SAMPLER") else ratio
-        ratio = 1.0 if ratio is None else ratio
+    if "sample_ratio" not in raw and environ.get("OTEL_TRACES_SAMPLER"):
+        from_env = _env_ratio(environ, c)
+        ratio = ratio if from_env is None else from_env
     if not 0.0 <= ratio <= 1.0:
         c.add("telemetry.sample_ratio", f"must be between 0 and 1 (got {ratio})")
     connection = environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip()
@@ -87,9 +87,9 @@ def build_telemetry(raw: Any, environ: Mapping[str, str], c: Checks) -> Telemetr
     settings = TelemetrySettings(
         otlp_endpoint=endpoint.rstrip("/"), service_name=v["service_name"].strip(), sample_ratio=ratio,
         traces_endpoint=traces,
-        otlp_headers=environ.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
-        or environ.get("OTEL_EXPORTER_OTLP_HEADERS", ""),
-        azure_monitor_connection_string=connection,
+        otlp_headers=Secret(environ.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+                            or environ.get("OTEL_EXPORTER_OTLP_HEADERS", "")),
+        azure_monitor_connection_string=Secret(connection),
         resource_attributes=environ.get("OTEL_RESOURCE_ATTRIBUTES", ""))
     if settings.traces_endpoint and not _installed("opentelemetry.exporter.otlp.proto.http"):
         c.add("telemetry.otlp_endpoint", EXTRA_HINT)

@@ -48,6 +48,11 @@ def _label(span: ReadableSpan) -> str:
     return "  ".join(parts + ([" ".join(extras)] if extras else []))
 
 
+def _ids(span: ReadableSpan) -> tuple[int, int]:
+    ctx = span.context
+    return (ctx.trace_id, ctx.span_id) if ctx is not None else (0, 0)
+
+
 class ConsoleTreeProcessor(SpanProcessor):
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
@@ -57,13 +62,11 @@ class ConsoleTreeProcessor(SpanProcessor):
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        ctx = span.get_span_context()
-        if ctx is None:
-            return
-        buffered = self._spans[ctx.trace_id]
+        trace_id = _ids(span)[0]
+        buffered = self._spans[trace_id]
         buffered.append(span)
         if span.parent is None or span.parent.is_remote:
-            del self._spans[ctx.trace_id]
+            del self._spans[trace_id]
             self._print(span, buffered)
         elif len(self._spans) > MAX_BUFFERED_TRACES:   # a root that never ended: do not grow forever
             self._spans.pop(next(iter(self._spans)))
@@ -73,7 +76,7 @@ class ConsoleTreeProcessor(SpanProcessor):
         for s in spans:
             if s.parent is not None and s is not root:
                 children[s.parent.span_id].append(s)
-        trace_id = format(root.get_span_context().trace_id, "032x")
+        trace_id = format(_ids(root)[0], "032x")
         lines = [f"{_label(root)}  trace {trace_id}"]
 
         def walk(span_id: int, prefix: str) -> None:
@@ -81,9 +84,9 @@ class ConsoleTreeProcessor(SpanProcessor):
             for i, kid in enumerate(kids):
                 last = i == len(kids) - 1
                 lines.append(f"{prefix}{'└─' if last else '├─'} {_label(kid)}")
-                walk(kid.get_span_context().span_id, prefix + ("   " if last else "│  "))
+                walk(_ids(kid)[1], prefix + ("   " if last else "│  "))
 
-        walk(root.get_span_context().span_id, "")
+        walk(_ids(root)[1], "")
         return "\n".join(lines)
 
     def _print(self, root: ReadableSpan, spans: list[ReadableSpan]) -> None:

@@ -91,13 +91,13 @@ class Tracing:
         attributes.update({"service.name": settings.service_name, "service.version": __version__})
         self.provider = TracerProvider(resource=Resource.create(attributes),
                                        sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)))
-        for processor in (*self._exporters(settings), *processors):
+        for processor in (*self._exporters(settings, self.provider), *processors):
             self.provider.add_span_processor(processor)
         self.tracer = self.provider.get_tracer(SCOPE, __version__)
         set_trace_source(current_ids)
 
     @staticmethod
-    def _exporters(settings: TelemetrySettings) -> list[SpanProcessor]:
+    def _exporters(settings: TelemetrySettings, provider: TracerProvider) -> list[SpanProcessor]:
         out: list[SpanProcessor] = []
         if settings.traces_endpoint:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -108,8 +108,8 @@ class Tracing:
         if settings.azure_monitor_connection_string:
             from azure.monitor.opentelemetry.exporter import AzureMonitorTraceExporter
 
-            out.append(BatchSpanProcessor(AzureMonitorTraceExporter(
-                connection_string=settings.azure_monitor_connection_string.reveal())))
+            out.append(BatchSpanProcessor(AzureMonitorTraceExporter(   # our provider, not the global one
+                connection_string=settings.azure_monitor_connection_string.reveal(), tracer_provider=provider)))
         return out
 
     # --- spans --------------------------------------------------------------------------------
@@ -154,8 +154,8 @@ class Tracing:
     @staticmethod
     def server_error(span: Span) -> None:
         """A 5xx answer whose span says nothing yet (an unexpected error): status ERROR."""
-        if span.is_recording() and getattr(span, "status", None) is not None \
-                and span.status.status_code is StatusCode.UNSET:
+        status = getattr(span, "status", None)   # the SDK's span has it; the API's does not
+        if span.is_recording() and status is not None and status.status_code is StatusCode.UNSET:
             mark_failed(span, "server_error")
 
     def activate(self) -> contextlib.AbstractContextManager[None]:
