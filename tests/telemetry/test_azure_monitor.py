@@ -56,6 +56,7 @@ def _ingestion() -> Iterator[Ingestion]:
 
 async def test_spans_are_exported_to_application_insights(ingestion, entra, acs, tmp_path: Path, monkeypatch):
     monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")   # no calls to Microsoft here
+    monkeypatch.setenv("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")        # nor later ones to this endpoint
     environ = {"APPLICATIONINSIGHTS_CONNECTION_STRING":
                f"InstrumentationKey={INSTRUMENTATION_KEY};IngestionEndpoint={ingestion.server.url}/"}
     keys = ClientKeys.create(tmp_path, SIGNER, PUBLIC_URL)
