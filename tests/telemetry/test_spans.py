@@ -5,6 +5,7 @@ the same hook `dev --trace` uses for its console tree)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import secrets
 from pathlib import Path
@@ -17,7 +18,16 @@ from service.app import create_app
 from service.settings import load_settings
 from service.telemetry.console import ConsoleTreeProcessor
 from tests.support.client_keys import ClientKeys
-from tests.support.full_broker import PUBLIC_URL, SIGNER, bearer, full_toml, teams
+from tests.support.full_broker import (
+    PORTAL_SECRET,
+    PUBLIC_URL,
+    SIGNER,
+    bearer,
+    exchange_form,
+    full_toml,
+    partner_token,
+    teams,
+)
 
 
 class Sink(SpanProcessor):
@@ -145,3 +155,15 @@ async def test_sample_ratio_zero_records_no_new_trace_but_follows_a_sampled_call
     trace_id, headers = traceparent()
     assert (await client.get("/api/me", headers={**auth, **headers})).status == 200
     assert [s.name for s in sink.trace(trace_id) if s.parent and s.parent.is_remote] == ["GET /api/me"]
+
+
+async def test_the_token_endpoint_validates_its_subject_token_in_a_span(client, sink):
+    trace_id, headers = traceparent()
+    basic = "Basic " + base64.b64encode(f"portal:{PORTAL_SECRET}".encode()).decode()
+    resp = await client.post("/oauth2/token", data=exchange_form(partner_token()),
+                             headers={**headers, "Authorization": basic})
+    assert resp.status == 200, await resp.text()
+    validation = sink.named(trace_id, "token.validate")
+    assert [(s.attributes["tokenbroker.token_kind"], s.attributes["tokenbroker.issuer"]) for s in validation] \
+        == [("subject", "partner")]
+    assert sink.named(trace_id, "POST /oauth2/token")[0].attributes["http.response.status_code"] == 200
