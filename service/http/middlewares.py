@@ -34,7 +34,7 @@ from ..typedefs import METRICS, SETTINGS
 log = get_logger("tokenbroker.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
-ALLOWED_HEADERS = "Authorization, teams-user-aad-token, Content-Type, X-Request-Id"
+ALLOWED_HEADERS = "Authorization, teams-user-aad-token, Content-Type, X-Request-Id, traceparent, tracestate"
 EXPOSED_HEADERS = "WWW-Authenticate, Retry-After, X-Request-Id"
 
 

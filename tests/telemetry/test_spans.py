@@ -167,3 +167,15 @@ async def test_the_token_endpoint_validates_its_subject_token_in_a_span(client, 
     assert [(s.attributes["tokenbroker.token_kind"], s.attributes["tokenbroker.issuer"]) for s in validation] \
         == [("subject", "partner")]
     assert sink.named(trace_id, "POST /oauth2/token")[0].attributes["http.response.status_code"] == 200
+
+
+async def test_a_spa_may_send_its_trace_context_cross_origin(aiohttp_client, tmp_path: Path):
+    """Browser OpenTelemetry adds traceparent/tracestate to fetch(): the CORS preflight must allow them."""
+    settings = load_settings('[cors]\nallowed_origins = ["https://spa.example"]\n', {}, base_dir=tmp_path)
+    client = await aiohttp_client(create_app(settings))
+    resp = await client.options("/api/token/teams", headers={
+        "Origin": "https://spa.example", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization, teams-user-aad-token, traceparent, tracestate"})
+    assert resp.status == 204
+    allowed = {h.strip().lower() for h in resp.headers["Access-Control-Allow-Headers"].split(",")}
+    assert {"traceparent", "tracestate"} <= allowed
