@@ -14,6 +14,7 @@ single-flight tasks and the aiohttp client hooks see the request's span.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -87,7 +88,8 @@ class Tracing:
     """One app's tracer; `service.telemetry.spans` reaches it through the `_TRACER` contextvar."""
 
     def __init__(self, settings: TelemetrySettings, *, processors: Sequence[SpanProcessor] = ()) -> None:
-        attributes: dict[str, Any] = _pairs(settings.resource_attributes)
+        attributes: dict[str, Any] = {"service.instance.id": str(uuid.uuid4()),   # one per process/replica
+                                      **_pairs(settings.resource_attributes)}
         attributes.update({"service.name": settings.service_name, "service.version": __version__})
         self.provider = TracerProvider(resource=Resource.create(attributes),
                                        sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)))

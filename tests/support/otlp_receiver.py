@@ -51,7 +51,8 @@ def decode(body: bytes) -> list[dict[str, Any]]:
                     "status": _STATUS.get(s.status.code, str(s.status.code)),
                     "status_message": s.status.message,
                     "duration_ms": (s.end_time_unix_nano - s.start_time_unix_nano) / 1e6,
-                    "service": resource.get("service.name"), "scope": scope_spans.scope.name,
+                    "service": resource.get("service.name"), "resource": resource,
+                    "scope": scope_spans.scope.name,
                 })
     return spans
 

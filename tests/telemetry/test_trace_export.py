@@ -104,6 +104,7 @@ def test_the_teams_exchange_is_one_trace_from_the_spa_through_acs(traced_broker,
     assert server["attributes"]["http.response.status_code"] == 201
     assert server["attributes"]["tokenbroker.request_id"] == headers["X-Request-Id"]
     assert server["service"] == "broker-under-test"
+    assert server["resource"]["service.version"] and server["resource"]["service.instance.id"]
     assert [s for s in spans if s["kind"] == "SERVER" and s["name"] == "GET /api/token/teams"] == [server]
 
     validations = [s for s in _children(mine, server) if s["name"] == "token.validate"]
