@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from contextvars import ContextVar
+from typing import Any
 
 import structlog
 
@@ -45,7 +46,7 @@ def set_trace_source(source: Callable[[], tuple[str, str] | None] | None) -> Non
     _trace_source = source
 
 
-def _add_trace_ids(_logger, _name, event_dict):
+def _add_trace_ids(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     source = _trace_source
     if source is not None and "trace_id" not in event_dict:
         ids = source()

@@ -88,17 +88,28 @@ def _dev(tmp_path: Path) -> Iterator[Dev]:
     proc = subprocess.Popen([sys.executable, "-m", "service", "dev", "--trace", "--port", str(base),
                              "--state-dir", str(tmp_path / "dev")], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    stdout, stderr = proc.stdout, proc.stderr
     err: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [err.put(line) for line in proc.stderr], daemon=True).start()
     out: list[str] = []
+
+    def pump_stderr() -> None:
+        for line in stderr:
+            err.put(line)
+
+    def pump_stdout() -> None:
+        for line in stdout:
+            out.append(line)
+
+    threading.Thread(target=pump_stderr, daemon=True).start()
     started: dict = {}
-    for line in proc.stdout:
+    for line in stdout:
         out.append(line)
         if '"server.started"' in line:
             started = json.loads(line)
             break
     assert started, f"dev did not start: {out[-20:]}"
-    threading.Thread(target=lambda: [out.append(line) for line in proc.stdout], daemon=True).start()
+    threading.Thread(target=pump_stdout, daemon=True).start()
     dev = Dev(proc, base, started, out, err)
     yield dev
     proc.send_signal(signal.SIGTERM)
