@@ -43,7 +43,7 @@ async def _tracer_provider(app: web.Application) -> AsyncIterator[None]:
     tracing = Tracing(app[SETTINGS].telemetry, processors=app[OVERRIDES].get("span_processors", ()))
     app[TELEMETRY] = tracing
     yield
-    await asyncio.to_thread(tracing.shutdown)   # flushes the last spans (blocking export)
+    await tracing.shutdown()   # flushes the last spans, for a few seconds at most
 
 
 def client_trace_configs(app: web.Application) -> list[aiohttp.TraceConfig]:

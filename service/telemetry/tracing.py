@@ -13,7 +13,9 @@ single-flight tasks and the aiohttp client hooks see the request's span.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -33,6 +35,7 @@ from ..settings import TelemetrySettings
 from .spans import _TRACER, Attr
 
 SCOPE = "tokenbroker"
+FLUSH_SECONDS = 3.0     # at shutdown, the longest we wait for the last spans to be exported
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
@@ -91,7 +94,7 @@ class Tracing:
         attributes: dict[str, Any] = {"service.instance.id": str(uuid.uuid4()),   # one per process/replica
                                       **_pairs(settings.resource_attributes)}
         attributes.update({"service.name": settings.service_name, "service.version": __version__})
-        self.provider = TracerProvider(resource=Resource.create(attributes),
+        self.provider = TracerProvider(resource=Resource.create(attributes), shutdown_on_exit=False,
                                        sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)))
         for processor in (*self._exporters(settings, self.provider), *processors):
             self.provider.add_span_processor(processor)
@@ -164,9 +167,25 @@ class Tracing:
         """Make `service.telemetry.spans` use this tracer (for this request's context)."""
         return _activated(self)
 
-    def shutdown(self) -> None:
-        """Flush and stop the exporters (blocking: call in a thread)."""
-        self.provider.shutdown()
+    async def shutdown(self, *, wait: float = FLUSH_SECONDS) -> bool:
+        """Flush and stop the exporters, waiting at most `wait` seconds (an unreachable collector
+        must not hold up a SIGTERM); True when they finished in time. The blocking flush runs in
+        a daemon thread, so a process that stops waiting can still exit."""
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+
+        def flush() -> None:
+            try:
+                self.provider.shutdown()
+            finally:
+                loop.call_soon_threadsafe(done.set)
+
+        threading.Thread(target=flush, name="otel-shutdown", daemon=True).start()
+        try:
+            await asyncio.wait_for(done.wait(), wait)
+            return True
+        except TimeoutError:
+            return False
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ import pytest
 from tests.support.client_keys import ClientKeys
 from tests.support.full_broker import PUBLIC_URL, SIGNER, bearer, full_toml, teams
 from tests.support.otlp_receiver import OtlpReceiver
-from tests.support.serve_process import ServeProcess
+from tests.support.serve_process import ServeProcess, free_port
 
 
 @pytest.fixture(name="otlp")
@@ -178,3 +178,21 @@ def test_the_obo_exchange_is_one_trace_through_entra_and_refusals_carry_their_re
     assert refused["status_message"] == log_line["reason"] == refused["attributes"]["tokenbroker.reason"]
     assert refused["attributes"]["tokenbroker.error"] == "invalid_token"
     assert refused["attributes"]["http.response.status_code"] == 401
+
+
+def test_an_unreachable_collector_costs_spans_never_answers_or_a_clean_stop(tmp_path: Path):
+    dead = free_port()                                   # nothing listens there
+    config = tmp_path / "broker.toml"
+    config.write_text(f'[issuer]\nkeys_dir = "{tmp_path / "keys"}"\n'
+                      f'[telemetry]\notlp_endpoint = "http://127.0.0.1:{dead}"\n')
+    broker = ServeProcess(config, "--port", "0")
+    try:
+        traceparent = _traceparent()[2]
+        for _ in range(3):
+            status, _, body = _call(broker, "GET", "/", {"traceparent": traceparent})
+            assert (status, body["name"]) == (200, "tokenbroker")
+        broker.terminate()
+        assert broker.wait() == 0
+        assert broker.lines("server.stopped")
+    finally:
+        broker.stop()
