@@ -178,7 +178,8 @@ class Tracing:
             try:
                 self.provider.shutdown()
             finally:
-                loop.call_soon_threadsafe(done.set)
+                with contextlib.suppress(RuntimeError):   # the loop may be closed: nobody waits any more
+                    loop.call_soon_threadsafe(done.set)
 
         threading.Thread(target=flush, name="otel-shutdown", daemon=True).start()
         try:
