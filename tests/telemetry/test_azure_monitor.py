@@ -14,9 +14,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from service.app import create_app
-from service.settings import load_settings
-from tests.support.client_keys import ClientKeys
-from tests.support.full_broker import PUBLIC_URL, SIGNER, bearer, full_toml
+from tests.support.full_broker import bearer
+from tests.support.telemetry import broker_settings
 from tests.support.threaded import ThreadedServer, start_threaded
 
 INSTRUMENTATION_KEY = "00000000-0000-0000-0000-000000000001"
@@ -59,8 +58,7 @@ async def test_spans_are_exported_to_application_insights(ingestion, entra, acs,
     monkeypatch.setenv("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")        # nor later ones to this endpoint
     environ = {"APPLICATIONINSIGHTS_CONNECTION_STRING":
                f"InstrumentationKey={INSTRUMENTATION_KEY};IngestionEndpoint={ingestion.server.url}/"}
-    keys = ClientKeys.create(tmp_path, SIGNER, PUBLIC_URL)
-    settings = load_settings(full_toml(entra, acs, tmp_path / "keys", keys.path), environ, base_dir=tmp_path)
+    settings = broker_settings(entra, acs, tmp_path, environ=environ)
     assert settings.telemetry.enabled and not settings.telemetry.traces_endpoint
     client = TestClient(TestServer(create_app(settings)))
     await client.start_server()

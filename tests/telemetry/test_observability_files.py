@@ -15,18 +15,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
-from service.settings import load_settings
-from tests.support.client_keys import ClientKeys
-from tests.support.full_broker import (
-    PORTAL_SECRET,
-    PUBLIC_URL,
-    SIGNER,
-    bearer,
-    exchange_form,
-    full_toml,
-    partner_token,
-    teams,
-)
+from tests.support.full_broker import PORTAL_SECRET, bearer, exchange_form, partner_token, teams
+from tests.support.telemetry import broker_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "observability" / "grafana-dashboard.json"
@@ -68,9 +58,8 @@ def _basic(client_id: str, secret: str) -> dict[str, str]:
 @pytest.fixture(name="exposed")
 async def _exposed(aiohttp_client, entra, acs, tmp_path) -> set[str]:
     """Every sample name on /metrics after each route family has been exercised."""
-    keys = ClientKeys.create(tmp_path, SIGNER, PUBLIC_URL)
-    toml = full_toml(entra, acs, tmp_path / "keys", keys.path) + "\n[throttle]\nmax_failures = 1\n"
-    client = await aiohttp_client(create_app(load_settings(toml, {}, base_dir=tmp_path)))
+    settings = broker_settings(entra, acs, tmp_path, "[throttle]\nmax_failures = 1\n")
+    client = await aiohttp_client(create_app(settings))
     user = {"Authorization": f"Bearer {bearer(entra)}"}
     assert (await client.get("/api/me", headers=user)).status == 200
     assert (await client.get("/api/me", headers={"Authorization": "Bearer nope"})).status == 401

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import secrets
 from pathlib import Path
 
 import pytest
@@ -17,17 +16,8 @@ from structlog.testing import capture_logs
 from service.app import create_app
 from service.settings import load_settings
 from service.telemetry.console import ConsoleTreeProcessor
-from tests.support.client_keys import ClientKeys
-from tests.support.full_broker import (
-    PORTAL_SECRET,
-    PUBLIC_URL,
-    SIGNER,
-    bearer,
-    exchange_form,
-    full_toml,
-    partner_token,
-    teams,
-)
+from tests.support.full_broker import PORTAL_SECRET, bearer, exchange_form, partner_token, teams
+from tests.support.telemetry import broker_settings, new_traceparent
 
 
 class Sink(SpanProcessor):
@@ -58,15 +48,13 @@ def _console() -> io.StringIO:
 
 @pytest.fixture(name="client")
 async def _client(aiohttp_client, entra, acs, sink, console, tmp_path: Path):
-    keys = ClientKeys.create(tmp_path, SIGNER, PUBLIC_URL)
-    settings = load_settings(full_toml(entra, acs, tmp_path / "keys", keys.path), {}, base_dir=tmp_path)
-    app = create_app(settings, overrides={"span_processors": [sink, ConsoleTreeProcessor(console)]})
+    app = create_app(broker_settings(entra, acs, tmp_path), overrides={"span_processors": [sink, ConsoleTreeProcessor(console)]})
     return await aiohttp_client(app)
 
 
 def traceparent() -> tuple[str, dict[str, str]]:
-    trace_id = secrets.token_hex(16)
-    return trace_id, {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+    trace_id, _, header = new_traceparent()
+    return trace_id, {"traceparent": header}
 
 
 async def test_a_request_without_traceparent_starts_its_own_trace(client, entra, sink):
@@ -145,9 +133,8 @@ async def test_the_console_tree_shows_where_the_time_of_an_exchange_goes(client,
 async def test_sample_ratio_zero_records_no_new_trace_but_follows_a_sampled_caller(aiohttp_client, entra, acs,
                                                                                    tmp_path: Path):
     sink = Sink()
-    keys = ClientKeys.create(tmp_path, SIGNER, PUBLIC_URL)
-    toml = full_toml(entra, acs, tmp_path / "keys", keys.path) + "\n[telemetry]\nsample_ratio = 0.0\n"
-    app = create_app(load_settings(toml, {}, base_dir=tmp_path), overrides={"span_processors": [sink]})
+    settings = broker_settings(entra, acs, tmp_path, "[telemetry]\nsample_ratio = 0.0\n")
+    app = create_app(settings, overrides={"span_processors": [sink]})
     client = await aiohttp_client(app)
     auth = {"Authorization": f"Bearer {bearer(entra)}"}
     assert (await client.get("/api/me", headers=auth)).status == 200

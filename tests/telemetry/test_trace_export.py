@@ -10,7 +10,6 @@ trace id; the broker's log lines of that request carry it.
 from __future__ import annotations
 
 import json
-import secrets
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.client_keys import ClientKeys
-from tests.support.full_broker import PUBLIC_URL, SIGNER, bearer, full_toml, teams
+from tests.support.full_broker import bearer, teams
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.serve_process import ServeProcess, free_port
+from tests.support.telemetry import broker_toml, new_traceparent
 
 
 @pytest.fixture(name="otlp")
@@ -34,10 +33,9 @@ def _otlp() -> Iterator[OtlpReceiver]:
 @pytest.fixture(name="traced_broker")
 def _traced_broker(entra, acs, otlp, tmp_path: Path, monkeypatch) -> Iterator[ServeProcess]:
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")   # export within 0.1 s (the SDK's variable)
-    keys = ClientKeys.create(tmp_path, SIGNER, PUBLIC_URL)
     config = tmp_path / "broker.toml"
-    config.write_text(full_toml(entra, acs, tmp_path / "keys", keys.path)
-                      + f'\n[telemetry]\notlp_endpoint = "{otlp.url}"\nservice_name = "broker-under-test"\n')
+    config.write_text(broker_toml(entra, acs, tmp_path, f'[telemetry]\notlp_endpoint = "{otlp.url}"\n'
+                                                        'service_name = "broker-under-test"\n'))
     broker = ServeProcess(config, "--port", "0")
     yield broker
     broker.stop()
@@ -51,11 +49,6 @@ def _call(broker: ServeProcess, method: str, path: str, headers: dict[str, str])
             return resp.status, dict(resp.headers), json.loads(resp.read())
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), json.loads(e.read())
-
-
-def _traceparent() -> tuple[str, str, str]:
-    trace_id, parent = secrets.token_hex(16), secrets.token_hex(8)
-    return trace_id, parent, f"00-{trace_id}-{parent}-01"
 
 
 def _server_span(spans: list[dict], trace_id: str) -> dict | None:
@@ -87,7 +80,7 @@ def _no_token_in(spans: list[dict], *tokens: str) -> None:
 
 
 def test_the_teams_exchange_is_one_trace_from_the_spa_through_acs(traced_broker, entra, acs, otlp):
-    trace_id, parent, traceparent = _traceparent()
+    trace_id, parent, traceparent = new_traceparent()
     user_token, teams_token = bearer(entra), teams(entra)
     status, headers, body = _call(traced_broker, "GET", "/api/token/teams", {
         "Authorization": f"Bearer {user_token}", "teams-user-aad-token": teams_token,
@@ -138,7 +131,7 @@ def test_the_teams_exchange_is_one_trace_from_the_spa_through_acs(traced_broker,
 
 def test_the_obo_exchange_is_one_trace_through_entra_and_refusals_carry_their_reason(
         traced_broker, entra, otlp):
-    trace_id, parent, traceparent = _traceparent()
+    trace_id, parent, traceparent = new_traceparent()
     user_token = bearer(entra)
     status, headers, body = _call(traced_broker, "POST", "/api/token/obo/workspace", {
         "Authorization": f"Bearer {user_token}", "traceparent": traceparent})
@@ -167,7 +160,7 @@ def test_the_obo_exchange_is_one_trace_through_entra_and_refusals_carry_their_re
     assert all(r.get("span_id") for r in lines)
 
     # A refusal: the server span's status carries the same reason code as the log line.
-    refused_trace, _, refused_parent = _traceparent()
+    refused_trace, _, refused_parent = new_traceparent()
     status, _, body = _call(traced_broker, "POST", "/api/token/obo/workspace", {
         "Authorization": "Bearer not-a-jwt", "traceparent": refused_parent})
     assert status == 401
@@ -187,7 +180,7 @@ def test_an_unreachable_collector_costs_spans_never_answers_or_a_clean_stop(tmp_
                       f'[telemetry]\notlp_endpoint = "http://127.0.0.1:{dead}"\n')
     broker = ServeProcess(config, "--port", "0")
     try:
-        traceparent = _traceparent()[2]
+        traceparent = new_traceparent()[2]
         for _ in range(3):
             status, _, body = _call(broker, "GET", "/", {"traceparent": traceparent})
             assert (status, body["name"]) == (200, "tokenbroker")
