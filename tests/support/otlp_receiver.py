@@ -73,7 +73,8 @@ class OtlpReceiver:
             except Exception:  # noqa: BLE001 - a collector answers 400 to an undecodable body
                 return web.Response(status=400, text="bad protobuf")
             with self._lock:
-                self.requests.append({"content_type": request.content_type})
+                self.requests.append({"content_type": request.content_type,
+                                      **{k.lower(): v for k, v in request.headers.items()}})
                 self.spans.extend(spans)
             return web.Response(body=ExportTraceServiceResponse().SerializeToString(),
                                 content_type="application/x-protobuf")

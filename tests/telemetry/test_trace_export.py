@@ -33,6 +33,7 @@ def _otlp() -> Iterator[OtlpReceiver]:
 @pytest.fixture(name="traced_broker")
 def _traced_broker(entra, acs, otlp, tmp_path: Path, monkeypatch) -> Iterator[ServeProcess]:
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")   # export within 0.1 s (the SDK's variable)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-collector-key=s3cret%20key")   # a vendor's API key
     config = tmp_path / "broker.toml"
     config.write_text(broker_toml(entra, acs, tmp_path, f'[telemetry]\notlp_endpoint = "{otlp.url}"\n'
                                                         'service_name = "broker-under-test"\n'))
@@ -123,6 +124,9 @@ def test_the_teams_exchange_is_one_trace_from_the_spa_through_acs(traced_broker,
     assert received[-1]["traceparent"].split("-")[2] == client["span_id"]   # ACS saw our client span
 
     _no_token_in(spans, user_token, teams_token, body["token"])
+    assert otlp.requests and all(r["content_type"] == "application/x-protobuf" for r in otlp.requests)
+    assert all(r["x-collector-key"] == "s3cret key" for r in otlp.requests)
+    assert not any("s3cret" in line for line in traced_broker.raw)   # the export header is never logged
     request_line = next(r for r in traced_broker.lines("http.request") if r.get("route") == "/api/token/teams")
     assert request_line["trace_id"] == trace_id
     assert request_line["span_id"] == server["span_id"]
