@@ -136,3 +136,9 @@ def test_without_the_telemetry_extra_the_broker_serves_and_asking_for_traces_is_
     refused = _without_otel("check-config", "--config", str(config))
     assert refused.returncode == 2
     assert "telemetry.otlp_endpoint: needs the telemetry extra" in refused.stderr
+
+
+def test_dev_trace_without_the_telemetry_extra_says_what_to_install(tmp_path):
+    result = _without_otel("dev", "--trace", "--port", str(free_port()), "--state-dir", str(tmp_path / "dev"))
+    assert result.returncode == 2
+    assert "--trace needs the telemetry extra" in result.stderr
