@@ -47,10 +47,11 @@ lint: install
 # The lowest allowed versions: a fresh venv, the package installed with every runtime dependency
 # pinned to its pyproject floor, then every module imported and the example config checked.
 MIN_VENV := .venv-min
+RUNTIME_EXTRAS := telemetry
 test-min-versions:
 	rm -rf $(MIN_VENV) && $(PYTHON) -m venv $(MIN_VENV)
 	$(PYTHON) .ci/min_versions.py constraints > $(MIN_VENV)/constraints.txt
-	$(MIN_VENV)/bin/pip install --quiet -c $(MIN_VENV)/constraints.txt . && rm -rf build
+	$(MIN_VENV)/bin/pip install --quiet -c $(MIN_VENV)/constraints.txt ".[$(RUNTIME_EXTRAS)]" && rm -rf build
 	cd $(MIN_VENV) && bin/python ../.ci/min_versions.py import-all
 	$(MIN_VENV)/bin/tokenbroker check-config --config deploy/config.example.toml
 

@@ -3,7 +3,7 @@
     python .ci/min_versions.py constraints   # pyproject floors as `name==floor`, one a line
     python .ci/min_versions.py import-all    # import every module of the installed packages
 
-Every runtime dependency in `[project].dependencies` must carry a `>=` floor; the constraints
+Every runtime dependency in `[project].dependencies` and in the runtime extras must carry a `>=` floor; the constraints
 pin each to exactly that floor, so `pip install -c constraints.txt .` proves the floors install
 together and `import-all` proves the code runs on them (an import of a name that only a later
 release has fails here, as `web.RequestKey` did on aiohttp 3.10).
@@ -25,8 +25,10 @@ FLOOR = re.compile(r"^\s*([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*(.*)$")
 
 def constraints() -> list[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = [r for name, reqs in project.get("optional-dependencies", {}).items() if name != "dev"
+              for r in reqs]   # the runtime extras ([telemetry], [speed]) are installed and pinned too
     lines = []
-    for requirement in project["dependencies"]:
+    for requirement in [*project["dependencies"], *extras]:
         name, _extras, spec = FLOOR.match(requirement).groups()
         floors = [part.strip()[2:] for part in spec.split(",") if part.strip().startswith(">=")]
         if not floors:

@@ -30,6 +30,7 @@ from .errors import ConfigurationError
 from .grants import TokenService
 from .http.middlewares import MIDDLEWARES
 from .http.routes import setup_routes
+from .http.tracing import client_trace_configs, install_tracing, traced_store
 from .issuing import Keyring, TokenIssuer
 from .logs import get_logger
 from .metrics import Metrics
@@ -81,7 +82,8 @@ async def _http_session(app: web.Application) -> AsyncIterator[None]:
                                      ttl_dns_cache=300)
     # Callers set per-call deadlines; this is the outer bound (aiohttp's default is 5 min).
     timeout = aiohttp.ClientTimeout(total=30, connect=5, sock_read=20)
-    session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=True)
+    session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=True,
+                                    trace_configs=client_trace_configs(app))
     app[HTTP] = session
     yield
     await session.close()
@@ -128,7 +130,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
             why = getattr(store, "last_error", "")
             raise ConfigurationError([f"store.url: the store at {settings.store.url.split('@')[-1]} "
                                       "does not answer" + (f" ({why})" if why else "")])
-    app[STORE] = store
+    app[STORE] = traced_store(app, store)
     app[READY_CHECKS]["store"] = store.ping
     yield
     await store.close()
@@ -240,6 +242,7 @@ def create_app(settings: Settings, *, overrides: Mapping[str, Any] | None = None
         return True
 
     app[READY_CHECKS]["config"] = config_ok
+    install_tracing(app)   # telemetry on: outermost middleware + TracerProvider; off: nothing
     app.cleanup_ctx.append(_http_session)
     app.cleanup_ctx.append(_entra_validation)
     app.cleanup_ctx.append(_store)

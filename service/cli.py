@@ -80,7 +80,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     except ImportError:
         print("emulators are not installed in this image (dev only)", file=sys.stderr)
         return 1
-    return run_dev(base_port=args.port, state_dir=Path(args.state_dir))
+    return run_dev(base_port=args.port, state_dir=Path(args.state_dir), trace=args.trace)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dev", help="the embedded demo stack: emulators, broker, minimal client")
     p.add_argument("--port", type=int, default=8400, help="base port (default 8400)")
     p.add_argument("--state-dir", default=".dev", help="dev state folder (default .dev)")
+    p.add_argument("--trace", action="store_true",
+                   help="print each broker request's span tree (OpenTelemetry) to the console")
     p.set_defaults(func=cmd_dev)
 
     p = sub.add_parser("emulate", help="run one emulator alone (TEST ONLY)")

@@ -139,7 +139,7 @@ def _banner(ports: DevPorts, demo: ModuleType, state_dir: Path) -> str:
   tokenbroker dev — everything on 127.0.0.1 (emulators are TEST ONLY)
 
   Open the demo:        http://127.0.0.1:{ports.client}/
-  Broker:               http://127.0.0.1:{ports.broker}/   (openapi.json, readyz, metrics)
+  Broker:               http://127.0.0.1:{ports.broker}/   (index: openapi.json, readyz, metrics)
   Entra ID emulator:    {entra}/{demo.TENANT_ID}/v2.0/.well-known/openid-configuration
   ACS emulator:         https://127.0.0.1:{ports.acs}
   CA to trust:          {state_dir / 'pki' / 'ca.pem'}
@@ -159,7 +159,7 @@ def _banner(ports: DevPorts, demo: ModuleType, state_dir: Path) -> str:
 """
 
 
-async def _run(state_dir: Path, ports: DevPorts) -> int:
+async def _run(state_dir: Path, ports: DevPorts, span_processors: tuple = ()) -> int:
     from .app import create_app
     from .settings import load_settings_file
 
@@ -176,7 +176,8 @@ async def _run(state_dir: Path, ports: DevPorts) -> int:
         config_path.write_text(broker_config(ports, demo, acs_key))
         settings = load_settings_file(config_path, {k: v for k, v in os.environ.items()
                                                     if not k.startswith("TOKENBROKER_")})
-        runners.append(await _start(create_app(settings, overrides={"dev": True}), ports.broker))
+        overrides = {"dev": True, "span_processors": span_processors}
+        runners.append(await _start(create_app(settings, overrides=overrides), ports.broker))
         runners.append(await _start_client(ports, demo, pki.ca_pem))
         print(_banner(ports, demo, state_dir), file=sys.stderr, flush=True)
         log.info("server.started", host="127.0.0.1", port=ports.broker, client_url=f"http://127.0.0.1:{ports.client}/",
@@ -194,6 +195,15 @@ async def _run(state_dir: Path, ports: DevPorts) -> int:
         log.info("server.stopped")
 
 
-def run_dev(*, base_port: int = 8400, state_dir: Path = Path(".dev")) -> int:
+def run_dev(*, base_port: int = 8400, state_dir: Path = Path(".dev"), trace: bool = False) -> int:
+    """`trace`: print each broker request's span tree on stderr (needs the telemetry extra)."""
+    processors: tuple = ()
+    if trace:
+        try:
+            from .telemetry.console import ConsoleTreeProcessor
+        except ImportError:
+            print("--trace needs the telemetry extra: pip install 'tokenbroker[telemetry]'", file=sys.stderr)
+            return 2
+        processors = (ConsoleTreeProcessor(sys.stderr),)
     configure_logging(json=not sys.stdout.isatty())
-    return asyncio.run(_run(state_dir.resolve(), DevPorts.from_base(base_port)))
+    return asyncio.run(_run(state_dir.resolve(), DevPorts.from_base(base_port), processors))

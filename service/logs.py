@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable, MutableMapping
 from contextvars import ContextVar, Token
 from typing import Any, TextIO
 
@@ -35,12 +36,34 @@ def _add_request_id(_logger: object, _name: str, event_dict: EventDict) -> Event
     return event_dict
 
 
+# --- trace correlation hook (service.telemetry) ---------------------------------------------
+# None unless telemetry is configured; then a callable giving the current (trace_id, span_id)
+# in hex, or None outside a traced request. Every log line of a traced request carries both.
+_trace_source: Callable[[], tuple[str, str] | None] | None = None
+
+
+def set_trace_source(source: Callable[[], tuple[str, str] | None] | None) -> None:
+    global _trace_source
+    _trace_source = source
+
+
+def _add_trace_ids(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    source = _trace_source
+    if source is not None and "trace_id" not in event_dict:
+        ids = source()
+        if ids is not None:
+            event_dict["trace_id"], event_dict["span_id"] = ids
+    return event_dict
+# --- end of the trace correlation hook ----------------------------------------------------------
+
+
 def configure_logging(*, json: bool = True, level: str = "INFO", stream: TextIO | None = None) -> None:
     """JSON lines on stdout (console renderer on a TTY when json=False); stdlib records too."""
     stream = stream or sys.stdout
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         _add_request_id,
+        _add_trace_ids,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

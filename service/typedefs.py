@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # imported for annotations only: this module must stay import
     from .metrics import Metrics
     from .settings import Settings
     from .storage.base import Store
+    from .telemetry.tracing import Tracing
     from .validation import EntraValidator, JwksCache
 
 Clock = Callable[[], float]
@@ -47,3 +48,4 @@ ACS_IDENTITIES: web.AppKey[AcsIdentities] = web.AppKey("acs_identities")
 OBO_CLIENT: web.AppKey[EntraOboClient] = web.AppKey("obo_client")
 SHARED_CACHE: web.AppKey[SharedTier | None] = web.AppKey("shared_cache")
 GRANTS: web.AppKey[TokenService] = web.AppKey("grants")
+TELEMETRY: web.AppKey[Tracing] = web.AppKey("telemetry")  # only when telemetry is on

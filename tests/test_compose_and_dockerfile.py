@@ -70,5 +70,5 @@ def test_hadolint_finds_nothing_in_the_dockerfile():
     out = subprocess.run([str(hadolint), "--no-color", str(ROOT / "Dockerfile")], capture_output=True,
                          text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert '"./[speed]"' in (ROOT / "Dockerfile").read_text()                # the [speed] extra if any
+    assert "[speed" in (ROOT / "Dockerfile").read_text()                      # the [speed] extra if any
 

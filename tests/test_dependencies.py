@@ -16,8 +16,13 @@ SHIPPED = ("service", "emulators", "minimal_client")
 
 
 def _declared() -> set[str]:
+    """Runtime dependencies and the optional runtime extras ([telemetry], [speed]; not [dev]):
+    code that needs an extra imports it only when its feature is configured."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return {re.split(r"[\[<>=!~ ;]", r, maxsplit=1)[0].lower().replace("_", "-") for r in project["dependencies"]}
+    extras = [r for name, reqs in project.get("optional-dependencies", {}).items() if name != "dev"
+              for r in reqs]
+    return {re.split(r"[\[<>=!~ ;]", r, maxsplit=1)[0].lower().replace("_", "-")
+            for r in [*project["dependencies"], *extras]}
 
 
 def _imported_top_level_names() -> dict[str, str]:

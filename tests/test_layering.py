@@ -27,7 +27,7 @@ RANKS: dict[str, float] = {
     "grants": 4,
     "validation": 3, "downstream": 3, "issuing": 3,
     "storage": 2,
-    **dict.fromkeys(("", "errors", "settings", "logs", "metrics", "digest"), LEAF),
+    **dict.fromkeys(("", "errors", "settings", "logs", "metrics", "digest", "telemetry"), LEAF),
     # the one JWT verifier (compact JWS parsing, signatures, claims, times): a leaf that only
     # needs errors, shared by validation (foreign tokens) and issuing (our own)
     "validation.jwt_checks": LEAF,

@@ -98,6 +98,7 @@ async def acs_pipeline(request: web.Request, handler: Handler) -> web.StreamResp
         "time": state.config.clock(), "method": request.method, "path": request.path,
         "api_version": request.query.get("api-version"), "operation": None,
         "client_request_id": client_request_id, "auth": None, "fault": False, "delay": 0.0, "status": None,
+        "traceparent": request.headers.get("traceparent"),   # W3C trace context, when the caller sent one
     }
     state.log.append(entry)  # appended first: an in-flight (e.g. delayed) call shows with status None
     try:

@@ -1,7 +1,7 @@
 """The test control plane under `/_emulator/` (JSON; no auth — the emulator is TEST ONLY).
 
 GET    /_emulator/requests[?field=value...]  request log (method, path, operation, client_request_id,
-                                             auth hmac|bearer, status, fault, time; never a token)
+                                             auth hmac|bearer, status, fault, time, traceparent; never a token)
 GET    /_emulator/faults                     pending faults
 POST   /_emulator/faults                     {"operation"|"path", "status", "code", "message", "delay",
                                               "retry_after", "count"} → 201 the fault

@@ -16,7 +16,8 @@ from .errors import EntraError
 from .state import STATE_KEY, EmulatorState
 
 LOGGED_HEADERS = ("client-request-id", "x-ms-client-request-id", "x-client-sku", "x-client-ver",
-                  "x-anchormailbox", "x-ms-lib-capability", "user-agent", "return-client-request-id")
+                  "x-anchormailbox", "x-ms-lib-capability", "user-agent", "return-client-request-id",
+                  "traceparent")
 LOGGED_FIELDS = ("grant_type", "client_id", "scope", "requested_token_use", "client_assertion_type",
                  "client_info", "redirect_uri")
 SECRET_QUERY = {"code", "client_secret", "assertion", "client_assertion", "refresh_token"}

@@ -34,6 +34,7 @@ from service.errors import BrokerError, DownstreamError
 from service.logs import current_request_id, get_logger
 from service.metrics import Metrics
 from service.settings import AcsSettings, EntraSettings
+from service.telemetry import traced
 
 from .acs_auth import AcsAuth, build_auth
 from .acs_errors import TEAMS_EXCHANGE, classify, map_error
@@ -202,7 +203,8 @@ class AcsClient:
         outcome = "error"
         try:
             result = await call_with_deadline(
-                lambda: fn(**kwargs), deadline=float(self.settings.timeout),
+                lambda: traced(f"acs.{operation}", fn(**kwargs), service=SERVICE),  # telemetry
+                deadline=float(self.settings.timeout),
                 classify=partial(classify, idempotent=idempotent), policy=self._policy,
                 operation=f"acs.{operation}", on_retry=lambda *_: self._count(operation, "retry"))
             outcome = "ok"

@@ -25,6 +25,8 @@ from typing import Generic, TypeVar
 
 from service.metrics import Metrics
 
+from ..telemetry import cache_event, span
+
 V = TypeVar("V")
 
 
@@ -44,6 +46,7 @@ class SingleFlightCache(Generic[V]):
         return len(self._values)
 
     def _count(self, event: str, n: int = 1) -> None:
+        cache_event(self.name, event)   # telemetry: on the current span (no-op when off)
         if self._metrics is not None and n:
             self._metrics.cache_events_total.labels(cache=self.name, event=event).inc(n)
 
@@ -69,8 +72,10 @@ class SingleFlightCache(Generic[V]):
             self._count("evicted")
         task = self._inflight.get(key)
         if task is not None:
-            self._count("coalesced")
-        else:
+            with span("singleflight.wait", cache=self.name):   # telemetry: waiting on another call
+                self._count("coalesced")
+                return await asyncio.shield(task)
+        with span("cache.lookup", cache=self.name):   # telemetry: a miss; the fetch's spans are its children
             self._count("miss")
             task = asyncio.ensure_future(self._run(key, factory, ttl_fn))
             self._inflight[key] = task

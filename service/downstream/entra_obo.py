@@ -29,6 +29,7 @@ from ..errors import BrokerError, ConsentRequired, DownstreamError
 from ..logs import current_request_id, get_logger
 from ..metrics import Metrics
 from ..settings import EntraSettings, OboSettings
+from ..telemetry import span
 from .cache import SingleFlightCache
 from .entra_credentials import BrokerCredential, CredentialUnavailable, pipeline_kwargs
 from .entra_errors import EntraFailure, classify, parse_failure, timed_out, translate
@@ -137,7 +138,8 @@ class EntraOboClient:
         request_id = current_request_id()
 
         async def attempt() -> OboToken:
-            return await self._call_once(scopes, assertion, tenant, request_id)
+            with span("entra.obo", service="entra", tenant=tenant):   # telemetry (no-op when off)
+                return await self._call_once(scopes, assertion, tenant, request_id)
 
         try:
             return await call_with_deadline(attempt, deadline=self._entra.timeout, classify=classify,

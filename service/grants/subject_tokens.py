@@ -27,6 +27,7 @@ from service.grants.opaque import OpaqueHandles, is_handle
 from service.grants.policy import ENTRA, SELF, translate_scopes
 from service.settings import Settings
 from service.storage.jti_records import ReplayCache, RevokedJtis
+from service.telemetry import span
 from service.validation.jwt_checks import audiences, parse_compact
 from service.validation.trusted_issuers import CLOCK_SKEW, TrustedIssuerValidator
 
@@ -103,6 +104,10 @@ class SubjectTokens:
         return trusted.name
 
     async def validate(self, token: str, issuer_name: str, *, client_id: str, now: float) -> Subject:
+        with span("token.validate", token_kind="subject", issuer=issuer_name):   # telemetry (no-op when off)
+            return await self._validate(token, issuer_name, client_id=client_id, now=now)
+
+    async def _validate(self, token: str, issuer_name: str, *, client_id: str, now: float) -> Subject:
         try:
             if issuer_name == SELF:
                 return await self._self(token, client_id, now)

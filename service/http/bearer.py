@@ -11,6 +11,7 @@ AccessDenied (403). Every refusal counts in `token_validation_failures_total{rea
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -26,9 +27,10 @@ from ..errors import (
     TokenValidationError,
 )
 from ..logs import get_logger
+from ..telemetry import span
 from ..typedefs import CLOCK, ENTRA_VALIDATOR, METRICS
-from ..validation.entra import EntraPrincipal
-from ..validation.jwt_checks import MAX_TOKEN_BYTES
+from ..validation.entra import EntraPrincipal, log_context
+from ..validation.jwt_checks import MAX_TOKEN_BYTES, parse_compact
 
 log = get_logger("tokenbroker.auth")
 PRINCIPAL_KEY: web.RequestKey[EntraPrincipal] = web.RequestKey("entra_principal", EntraPrincipal)
@@ -42,6 +44,16 @@ def _refused(request: web.Request, error: BearerError, reason: str,
     log.info("auth.refused", reason=reason, status=error.status, error=error.error,
              **(context or {}))
     return error
+
+
+def describe_token(span: Any, token: str, principal: EntraPrincipal) -> None:
+    """A validation span's attributes: kid, tid, app id, version — never the token."""
+    if span.is_recording():
+        context = log_context(parse_compact(token))
+        for key, value in (("kid", context.get("kid")), ("tid", principal.tid),
+                           ("app_id", principal.app_id), ("token_version", principal.version)):
+            if value:
+                span.set_attribute(f"tokenbroker.{key}", value)
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -76,7 +88,9 @@ async def authenticate(request: web.Request) -> EntraPrincipal:
     if validator is None:  # no [entra] section: nobody can present an acceptable token
         raise _refused(request, InvalidToken(reason="not_configured"), "not_configured")
     try:
-        principal = await validator.validate(token, now=request.app[CLOCK]())
+        with span("token.validate", token_kind="entra_bearer") as s:   # telemetry (no-op when off)
+            principal = await validator.validate(token, now=request.app[CLOCK]())
+            describe_token(s, token, principal)
     except TokenValidationError as exc:
         context = getattr(exc, "context", {}) or {}
         if isinstance(exc, TokenScopeMissing):

@@ -29,12 +29,13 @@ from ..errors import (
     ServerError,
 )
 from ..logs import get_logger, reset_request_id, set_request_id
+from ..telemetry import refusal
 from ..typedefs import METRICS, SETTINGS
 
 log = get_logger("tokenbroker.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
-ALLOWED_HEADERS = "Authorization, teams-user-aad-token, Content-Type, X-Request-Id"
+ALLOWED_HEADERS = "Authorization, teams-user-aad-token, Content-Type, X-Request-Id, traceparent, tracestate"
 EXPOSED_HEADERS = "WWW-Authenticate, Retry-After, X-Request-Id"
 
 
@@ -118,6 +119,7 @@ async def error_mapping(request: web.Request, handler: Handler) -> web.StreamRes
     except BrokerError as exc:
         log.info("http.refused", error=exc.error, reason=exc.reason, detail=exc.detail or None,
                  status=exc.status)
+        refusal(exc.reason, exc.error)   # telemetry: the server span's status (no-op when off)
         return error_response(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -134,6 +136,7 @@ async def error_mapping(request: web.Request, handler: Handler) -> web.StreamRes
         refused = InvalidRequest("The request body could not be read.", reason="body_unreadable")
         log.info("http.refused", error=refused.error, reason=refused.reason, cause=type(exc).__name__,
                  status=refused.status)
+        refusal(refused.reason, refused.error)   # telemetry (no-op when off)
         return error_response(refused)
     except Exception:  # the catch-all: detail only in the log
         log.exception("http.unexpected_error")

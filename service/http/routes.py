@@ -12,6 +12,7 @@ from . import openapi
 # Order does not matter; each module owns its paths. Add new feature modules here.
 ROUTE_MODULES = [
     "service.http.health",
+    "service.http.index",
     "service.http.token_endpoint",
     "service.http.introspect",
     "service.http.revoke",

@@ -13,10 +13,12 @@ from aiohttp import web
 from ..errors import InvalidRequest, InvalidTeamsToken, TokenValidationError
 from ..logs import get_logger
 from ..settings import AcsSettings
+from ..telemetry import span
 from ..typedefs import CLOCK, ENTRA_VALIDATOR, METRICS
 from ..validation.entra import EntraPrincipal
 from ..validation.jwt_checks import MAX_TOKEN_BYTES
 from ..validation.teams import TEAMS_AUDIENCES, refusal_status, validate_teams_token
+from .bearer import describe_token
 
 HEADER = "teams-user-aad-token"
 __all__ = ["HEADER", "TEAMS_AUDIENCES", "check_teams_token", "teams_header"]
@@ -49,6 +51,9 @@ async def check_teams_token(request: web.Request, token: str, bearer: EntraPrinc
     unreachable)."""
     validator = request.app[ENTRA_VALIDATOR]
     try:
-        return await validate_teams_token(validator, token, acs, now=request.app[CLOCK](), user=bearer)
+        with span("token.validate", token_kind="teams") as s:   # telemetry (no-op when off)
+            teams = await validate_teams_token(validator, token, acs, now=request.app[CLOCK](), user=bearer)
+            describe_token(s, token, teams)
+        return teams
     except TokenValidationError as exc:
         raise _refused(request, exc.reason, refusal_status(exc), exc.detail) from exc

@@ -43,6 +43,7 @@ from .model import (
     ServerSettings,
     Settings,
     StoreSettings,
+    TelemetrySettings,
     ThrottleSettings,
     TlsSettings,
     TrustedIssuer,
@@ -61,13 +62,14 @@ from .sections import (
     build_throttle,
     build_tls,
 )
+from .telemetry import build_telemetry
 
 __all__ = [
     "CONFIG_VARIABLE", "REFRESH_TOKEN", "TOKEN_EXCHANGE", "AcsSettings", "ClientSettings",
     "ConfigurationError", "CorsSettings", "EntraSettings", "FederatedIdentity", "IssuerSettings",
-    "OboSettings", "Secret", "ServerSettings", "Settings", "StoreSettings", "ThrottleSettings", "TlsSettings",
-    "SCHEMA", "TrustedIssuer", "describe", "env_name", "load_settings", "load_settings_file",
-    "parse_connection_string",
+    "OboSettings", "Secret", "ServerSettings", "Settings", "StoreSettings", "TelemetrySettings",
+    "ThrottleSettings", "TlsSettings", "SCHEMA", "TrustedIssuer", "describe", "env_name", "load_settings",
+    "load_settings_file", "parse_connection_string",
 ]
 
 _NO_FLAGS: Mapping[str, object] = MappingProxyType({})
@@ -102,6 +104,7 @@ def load_settings(toml_text: str, environ: Mapping[str, str], *, base_dir: Path,
         store=build_store(raw.get("store"), checks),
         cors=build_cors(raw.get("cors"), checks),
         throttle=build_throttle(raw.get("throttle"), checks),
+        telemetry=build_telemetry(raw.get("telemetry"), environ, checks),
         config_path=config_path,
     )
     check_issuer_urls(issuers, settings.server.public_url, checks)

@@ -290,6 +290,27 @@ class ThrottleSettings:
 
 
 @dataclass(frozen=True)
+class TelemetrySettings:
+    """[telemetry], with the standard OTEL_* variables folded in (settings/telemetry.py)."""
+    otlp_endpoint: str = ""                   # OTLP/HTTP collector base URL; "" = no OTLP export
+    service_name: str = "tokenbroker"
+    sample_ratio: float = 1.0                 # of new traces; a caller's sampled flag is followed
+    traces_endpoint: str = ""                 # resolved: f"{otlp_endpoint}/v1/traces" (or OTEL_*)
+    otlp_headers: Secret = field(default_factory=Secret)                # OTEL_EXPORTER_OTLP_HEADERS
+    azure_monitor_connection_string: Secret = field(default_factory=Secret)  # APPLICATIONINSIGHTS_...
+    resource_attributes: str = ""             # OTEL_RESOURCE_ATTRIBUTES (k=v,k2=v2)
+
+    def __post_init__(self) -> None:
+        _secret(self, "otlp_headers", "azure_monitor_connection_string")
+        if self.otlp_endpoint and not self.traces_endpoint:
+            _freeze(self, "traces_endpoint", f"{self.otlp_endpoint.rstrip('/')}/v1/traces")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.traces_endpoint or self.azure_monitor_connection_string)
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
@@ -302,6 +323,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     cors: CorsSettings = field(default_factory=CorsSettings)
     throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     config_path: Path | None = None
 
     def __post_init__(self) -> None:

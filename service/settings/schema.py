@@ -13,11 +13,12 @@ from typing import Any
 from .model import REFRESH_TOKEN, TOKEN_EXCHANGE
 
 STR, INT, BOOL, STRS, SCOPE_MAP, FED_IDS = "str", "int", "bool", "strs", "scope_map", "fed_ids"
+RATIO = "ratio"          # a number (integer or float)
 
 EXPECTED = {
     STR: "a string", INT: "an integer", BOOL: "a boolean (true/false)",
     STRS: "an array of strings", SCOPE_MAP: "a table of string arrays",
-    FED_IDS: "an array of tables {issuer, subject, audience}",
+    FED_IDS: "an array of tables {issuer, subject, audience}", RATIO: "a number",
 }
 
 Schema = Mapping[str, tuple[str, Any]]
@@ -65,6 +66,8 @@ SCHEMA: dict[str, Schema] = {
               "managed_identity_client_id": (STR, "")},
     "cors": {"allowed_origins": (STRS, [])},
     "throttle": {"max_failures": (INT, 0), "window": (INT, 60), "lockout": (INT, 60)},
+    "telemetry": {"otlp_endpoint": (STR, ""), "service_name": (STR, "tokenbroker"),
+                  "sample_ratio": (RATIO, 1.0)},
 }
 
 NAMED_TABLES = {"obo"}                                        # [obo.<name>]
@@ -94,6 +97,8 @@ def type_ok(kind: str, value: Any) -> bool:
             isinstance(k, str) and type_ok(STRS, v) for k, v in value.items())
     if kind == FED_IDS:
         return isinstance(value, list | tuple) and all(isinstance(v, Mapping) for v in value)
+    if kind == RATIO:
+        return isinstance(value, int | float) and not isinstance(value, bool)
     raise ValueError(kind)
 
 

@@ -43,6 +43,7 @@ from service.errors import (
 )
 from service.metrics import Metrics
 from service.settings import EntraSettings
+from service.telemetry import cache_event
 from service.validation import jwt_checks
 from service.validation.entra_metadata import (
     GUID,
@@ -257,6 +258,7 @@ class EntraValidator:
             self._count("evicted")
 
     def _count(self, event: str) -> None:
+        cache_event("entra_tokens", event)   # telemetry: on the validation span (no-op when off)
         if self._metrics is not None:
             self._metrics.cache_events_total.labels(cache="entra_tokens", event=event).inc()
 
