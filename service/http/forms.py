@@ -7,16 +7,19 @@ that are not UTF-8 (raw or percent-encoded) are `invalid_request`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from ..errors import InvalidRequest, PayloadTooLarge
+from ..errors import InvalidRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from ..typedefs import SETTINGS
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 64 * 1024
 MAX_FIELDS = 64
+DECODABLE = frozenset({"", "identity", "gzip", "deflate"})  # what aiohttp decodes without extras
 
 
 async def read_form(request: web.Request, *, max_bytes: int = MAX_FORM_BYTES) -> dict[str, list[str]]:
@@ -25,11 +28,11 @@ async def read_form(request: web.Request, *, max_bytes: int = MAX_FORM_BYTES) ->
     charset = request.charset
     if charset and charset.lower().replace("_", "-") not in ("utf-8", "utf8"):
         raise InvalidRequest("The body must be UTF-8.", reason="charset")
+    if request.headers.get("Content-Encoding", "").strip().lower() not in DECODABLE:
+        raise UnsupportedMediaType(reason="content_encoding")
     if request.content_length is not None and request.content_length > max_bytes:
         raise PayloadTooLarge(reason="form_too_large")
-    raw = bytearray()              # read() answers what has arrived so far: loop to the end
-    while len(raw) <= max_bytes and (chunk := await request.content.read(max_bytes + 1 - len(raw))):
-        raw += chunk
+    raw = await _read_body(request, max_bytes)
     if len(raw) > max_bytes:
         raise PayloadTooLarge(reason="form_too_large")
     try:
@@ -44,6 +47,21 @@ async def read_form(request: web.Request, *, max_bytes: int = MAX_FORM_BYTES) ->
             raise InvalidRequest("The form body is malformed.", reason="form_encoding")
         form.setdefault(name, []).append(value)
     return form
+
+
+async def _read_body(request: web.Request, max_bytes: int) -> bytearray:
+    """Up to max_bytes + 1 bytes; 408 when the body is slower than `server.body_timeout` (the
+    stream is then marked broken, so the request middleware closes the connection)."""
+    raw = bytearray()              # read() answers what has arrived so far: loop to the end
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].server.body_timeout):
+            while len(raw) <= max_bytes and (chunk := await request.content.read(max_bytes + 1 - len(raw))):
+                raw += chunk
+    except TimeoutError as e:
+        refused = RequestTimeout(reason="body_timeout")
+        request.content.set_exception(refused)
+        raise refused from e
+    return raw
 
 
 def single(form: Mapping[str, Sequence[str]], name: str) -> str | None:
