@@ -26,7 +26,7 @@ from .logs import configure_logging, get_logger
 log = get_logger("tokenbroker.dev")
 
 DEMO_PORTAL_CLIENT = "demo-portal"
-DEMO_PORTAL_SECRET = "demo-portal-secret-DEV-ONLY"
+DEMO_PORTAL_SECRET = "demo-portal-secret-DEV-ONLY-not-for-prod"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from service.grants.repos import RefreshTokens
 from service.grants.revocation import Revoker
 from service.grants.subject_tokens import SubjectTokens
 from service.grants.throttle import Throttle
+from service.grants.throttle_shared import SharedThrottle, throttle_for
 from service.grants.token_exchange import TokenExchangeGrant
 from service.settings import Settings
 from service.storage.base import Store
@@ -41,7 +42,7 @@ class TokenService:
     introspector: Introspector
     revoker: Revoker
     clients: ClientAuthenticator | None = None      # every client-authentication method
-    throttle: Throttle | None = None                # brute-force counter (per replica)
+    throttle: Throttle | SharedThrottle | None = None   # brute-force counter (per replica, or Redis)
 
     async def authenticate_client(self, authorization: str | None, form: Any, *, now: float) -> Any:
         """The authenticated ClientSettings (secret or private_key_jwt), else InvalidClient."""
@@ -80,4 +81,4 @@ class TokenService:
         return cls(settings, handlers, introspector,
                    Revoker(introspector=introspector, revoked=revoked, refresh_tokens=refresh),
                    clients=ClientAuthenticator(settings, assertions),
-                   throttle=Throttle.from_settings(settings.throttle))
+                   throttle=throttle_for(settings.throttle, store))

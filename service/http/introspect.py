@@ -18,12 +18,12 @@ async def authenticated_token(request: web.Request) -> tuple[str, str]:
     """(client_id, token) of an introspection/revocation request."""
     form = await read_form(request)
     keys = throttling.keys(request, form)
-    throttling.enforce(request, keys)          # before any crypto or store work
+    await throttling.enforce(request, keys)          # before any crypto or store work
     try:
         client = await request.app[GRANTS].authenticate_client(request.headers.get("Authorization"), form,
                                                                now=request.app[CLOCK]())
     except BrokerError as exc:
-        throttling.note(request, keys, exc)
+        await throttling.note(request, keys, exc)
         raise
     structlog.contextvars.bind_contextvars(client_id=client.client_id)
     token = single(form, "token")

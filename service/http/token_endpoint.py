@@ -24,7 +24,7 @@ async def token(request: web.Request) -> web.Response:
     try:
         form = await read_form(request)
         keys = throttling.keys(request, form)
-        throttling.enforce(request, keys)      # before any crypto or store work
+        await throttling.enforce(request, keys)      # before any crypto or store work
         client = await request.app[GRANTS].authenticate_client(request.headers.get("Authorization"), form,
                                                                now=request.app[CLOCK]())
         client_id = client.client_id
@@ -41,7 +41,7 @@ async def token(request: web.Request) -> web.Response:
         trace = req.trace
         response = await handler.handle(req, now=request.app[CLOCK]())
     except BrokerError as exc:
-        throttling.note(request, keys, exc)
+        await throttling.note(request, keys, exc)
         token_audit.record(client_id=client_id, grant=grant, trace=trace, decision="deny", reason=exc.reason,
                            latency_ms=(time.perf_counter() - started) * 1000, metrics=request.app[METRICS])
         exc.extra_headers.setdefault("Pragma", "no-cache")

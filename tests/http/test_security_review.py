@@ -43,8 +43,8 @@ from tests.http.token_support import (
 )
 from tests.validation.forge import b64, segment, sign
 
-SECRETS = {"portal": "portal:secret with % and +", "dashboard": "dashboard-secret", "reports": "reports-secret",
-           "mallory": "mallory-secret", "inspector": "inspector-secret", "vault": "vault-secret"}
+SECRETS = {"portal": "portal:secret with % and + padded", "dashboard": "dashboard-secret", "reports": "reports-secret-0123456789abcdefg",
+           "mallory": "mallory-secret-0123456789abcdefg", "inspector": "inspector-secret-0123456789abcde", "vault": "vault-secret-0123456789abcdefghi"}
 
 EC_PARTNER_ISS = "https://ec.partner.example"
 EC_PARTNER_KEY = ec.generate_private_key(ec.SECP256R1())
@@ -628,7 +628,7 @@ timeout = 5
 
 [[clients]]
 client_id = "spa-backend"
-client_secret = "spa-backend-secret"
+client_secret = "spa-backend-secret-0123456789abc"
 allowed_issuers = ["entra"]
 allowed_audiences = ["dashboard"]
 allowed_scopes = ["user_impersonation", "admin"]
@@ -651,7 +651,7 @@ def mint_entra(emu, **kw) -> str:
 
 async def spa(client, token: str, **extra):
     return await client.post("/oauth2/token", data=exchange_form(token, **extra),
-                             headers=basic("spa-backend", "spa-backend-secret"))
+                             headers=basic("spa-backend", "spa-backend-secret-0123456789abc"))
 
 
 async def refused_for(client, token: str, reason: str) -> None:
@@ -802,14 +802,14 @@ algorithms = ["HS256"]
 
 [[clients]]
 client_id = "deployer"
-client_secret = "deployer-secret"
+client_secret = "deployer-secret-0123456789abcdef"
 allowed_issuers = ["ci", "evil"]
 allowed_audiences = ["build-agent"]
 allowed_scopes = ["deploy", "read"]
 
 [[clients]]
 client_id = "build-agent"
-client_secret = "build-agent-secret"
+client_secret = "build-agent-secret-0123456789abc"
 allowed_scopes = ["deploy"]
 federated_identities = [{{ issuer = "ci", subject = "repo:acme/app", audience = "tokenbroker-federation" }}]
 """
@@ -821,7 +821,7 @@ def ci_token(iss: str, secret: str, sub: str = "repo:acme/app") -> str:
                        "iat": now, "exp": now + 300, "jti": secrets.token_hex(8)}, secret, algorithm="HS256")
 
 
-DEPLOYER = {"Authorization": "Basic " + base64.b64encode(b"deployer:deployer-secret").decode()}
+DEPLOYER = {"Authorization": "Basic " + base64.b64encode(b"deployer:deployer-secret-0123456789abcdef").decode()}
 
 
 async def test_a_request_refused_by_federation_does_not_use_up_a_single_use_token(aiohttp_client, tmp_path):
@@ -853,12 +853,12 @@ linking = "require_linked"
 
 [[clients]]
 client_id = "linker"
-client_secret = "linker-secret"
+client_secret = "linker-secret-0123456789abcdefgh"
 allowed_issuers = ["linked-only"]
 allowed_audiences = ["dashboard"]
 """
     client = await aiohttp_client(create_app(security_settings(tmp_path, extra)))
-    auth = {"Authorization": "Basic " + base64.b64encode(b"linker:linker-secret").decode()}
+    auth = {"Authorization": "Basic " + base64.b64encode(b"linker:linker-secret-0123456789abcdefgh").decode()}
     now = int(time.time())
     token = jwt.encode({"iss": "https://linked.example", "sub": "ext-9", "aud": BROKER_AUD, "iat": now,
                         "exp": now + 300, "jti": "once-9"}, CI_SECRET, algorithm="HS256")

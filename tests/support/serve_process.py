@@ -43,7 +43,7 @@ algorithms = ["HS256"]
 PORTAL_CLIENT_TOML = """
 [[clients]]
 client_id = "portal"
-client_secret = "portal-secret"
+client_secret = "portal-secret-0123456789abcdefgh"
 allowed_issuers = ["partner"]
 allowed_audiences = ["dashboard"]
 allowed_scopes = ["read"]
@@ -215,7 +215,7 @@ def partner_exchange(url: str) -> str:
     form = urllib.parse.urlencode({
         "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "subject_token": subject,
         "subject_token_type": "urn:ietf:params:oauth:token-type:jwt", "audience": "dashboard"}).encode()
-    auth = b64encode(b"portal:portal-secret").decode()
+    auth = b64encode(b"portal:portal-secret-0123456789abcdefgh").decode()
     status, body = post(f"{url}/oauth2/token", form, {"Authorization": f"Basic {auth}"})
     assert status == 200, body
     return body["access_token"]
