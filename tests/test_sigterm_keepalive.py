@@ -8,7 +8,10 @@ is answered; a connection idle at that moment is answered if its next request ar
 
 from __future__ import annotations
 
+import re
+import shutil
 import socket
+import subprocess
 import threading
 import time
 
@@ -132,3 +135,28 @@ def test_idle_and_half_read_connections_at_sigterm(tmp_path, servers):
     assert stopped["connections_closed_at_grace"] == 1
     for sock in (idle, silent, partial):
         sock.close()
+
+
+def test_wrk_loses_no_request_on_an_open_connection_at_sigterm(tmp_path, servers):
+    """wrk (32 keep-alive connections) through a SIGTERM: no read error (a connection closed or
+    reset while its request waited) and no timeout. wrk reconnects at once after each
+    `Connection: close`; once the listener has closed those new connections are refused, which
+    wrk counts as write errors: nothing was sent on them, so nothing was lost."""
+    if shutil.which("wrk") is None:
+        pytest.fail("`wrk` is not installed: run `make system-deps` (as root; it apt-installs wrk)")
+    server = start(tmp_path, servers, grace=10)
+    wrk = subprocess.Popen(["wrk", "-t", "2", "-c", "32", "-d", "4s", f"{server.url}/healthz"],
+                           stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + WAIT
+    while not server.lines("http.request") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1)       # let the load run a while before the signal (not an assertion)
+    server.terminate()
+    assert server.wait() == 0
+    out, _ = wrk.communicate(timeout=WAIT)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    completed = int(re.search(r"(\d+) requests in", out).group(1))
+    assert completed > 100, out
+    if errors is not None:
+        connect, read, _write, timeout = map(int, errors.groups())
+        assert (connect, read, timeout) == (0, 0, 0), out
