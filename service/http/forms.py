@@ -20,6 +20,23 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 64 * 1024
 MAX_FIELDS = 64
 DECODABLE = frozenset({"", "identity", "gzip", "deflate"})  # what aiohttp decodes without extras
+#: field names may hold any character but a control character other than tab (OpenAPI 3.1 / JSON Schema)
+FIELD_NAME = {"pattern": "^[^\\u0000-\\u0008\\u000a-\\u001f]*$"}
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+#: the answers every form endpoint may give about the body itself, for its OpenAPI responses
+BODY_ERRORS = {
+    "408": {"description": "invalid_request: the body did not arrive within server.body_timeout "
+                           "(the connection is closed)", "content": _ERROR},
+    "413": {"description": "invalid_request: the body is over 64 KiB", "content": _ERROR},
+    "415": {"description": "invalid_request: a Content-Encoding other than identity, gzip or deflate "
+                           "(Accept-Encoding names those)", "content": _ERROR},
+}
+
+
+def form_schema(properties: dict, required: list[str]) -> dict:
+    """The OpenAPI request body of a form endpoint: these fields, others ignored, names checked."""
+    return {FORM_TYPE: {"schema": {"type": "object", "properties": properties, "required": required,
+                                   "propertyNames": FIELD_NAME}}}
 
 
 async def read_form(request: web.Request, *, max_bytes: int = MAX_FORM_BYTES) -> dict[str, list[str]]:
