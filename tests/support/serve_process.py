@@ -25,6 +25,7 @@ from pathlib import Path
 import jwt
 
 from tests.http.token_support import BROKER_AUD, PARTNER_ISS, PARTNER_SECRET
+from tests.support import log_hygiene
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKENBROKER = [sys.executable, "-m", "service"]
@@ -95,6 +96,7 @@ class ServeProcess:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.raw.append(line)
+            log_hygiene.observe(line)
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:

@@ -1,0 +1,100 @@
+"""A session-wide log-hygiene check (a pytest plugin, registered in tests/conftest.py).
+
+Every line the test session captures — each test's captured stdout/stderr and log records
+(every phase, passed or failed), and every line a `tokenbroker serve` child printed
+(tests/support/serve_process.py calls `observe`) — is scanned for:
+
+- a JWT-shaped string (`eyJ….eyJ….`): a token presented to or issued by the broker;
+- a configured secret: the test configs' client secrets, HMAC secrets, the emulators' app
+  secrets and ACS keys (`register(value)` adds more, e.g. a fixture's random key).
+
+Any hit fails the session (exit status 1) with the test id and the kind of leak — never the
+secret itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import pytest
+
+JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")
+MIN_SECRET = 16            # shorter configured values are not distinctive enough to scan for
+
+_registered: dict[str, str] = {}
+_leaks: list[tuple[str, str, str]] = []    # (where, what, section)
+
+
+def register(value: str, name: str = "registered secret") -> None:
+    if value and len(value) >= MIN_SECRET:
+        _registered[value] = name
+
+
+def _configured() -> dict[str, str]:
+    """The secrets the test configs and emulators use, by name (imported late: after collection)."""
+    from emulators.acs import DEV_ACCESS_KEY
+    from emulators.entra import demo
+    from service.devstack import DEMO_PORTAL_SECRET
+    from tests.http import token_support
+    from tests.support import full_broker
+
+    found = {
+        "entra broker app secret": demo.BROKER_SECRET, "entra client app secret": demo.CLIENT_SECRET,
+        "entra daemon secret": demo.DAEMON_SECRET, "ACS dev access key": DEV_ACCESS_KEY,
+        "demo portal secret": DEMO_PORTAL_SECRET, "portal secret": token_support.PORTAL_SECRET,
+        "partner HMAC secret": token_support.PARTNER_SECRET, "full-broker portal secret": full_broker.PORTAL_SECRET,
+        "full-broker partner secret": full_broker.PARTNER_SECRET,
+        **{f"{name} client secret": value for name, value in token_support.SECRETS.items()},
+    }
+    found.update({name: value for value, name in _registered.items()})
+    return {name: value for name, value in found.items() if value and len(value) >= MIN_SECRET}
+
+
+def scan(text: str, where: str, section: str, secrets: dict[str, str] | None = None) -> None:
+    if not text:
+        return
+    if JWT_SHAPED.search(text):
+        _leaks.append((where, "a JWT-shaped string", section))
+    for name, value in (secrets if secrets is not None else _configured()).items():
+        if value in text:
+            _leaks.append((where, name, section))
+
+
+def observe(line: str, where: str = "tokenbroker serve") -> None:
+    """A line printed by a process the tests started (scanned at the end of the session)."""
+    _pending.append((line, where))
+
+
+_pending: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    secrets = _configured()
+    for section, text in report.sections:
+        scan(text, report.nodeid, f"{report.when}: {section}", secrets)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    secrets = _configured()
+    for line, where in _pending:
+        scan(line, where, "process output", secrets)
+    _pending.clear()
+    if _leaks and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if not _leaks:
+        return
+    terminalreporter.section("log hygiene: tokens or secrets in captured logs", sep="=", red=True)
+    for (where, what), section in _first(_leaks).items():
+        terminalreporter.line(f"LEAK {what} in {where} ({section})", red=True)
+
+
+def _first(items: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
+    """One line per (place, kind of leak): the first section it was seen in."""
+    first: dict[tuple[str, str], str] = {}
+    for where, what, section in items:
+        first.setdefault((where, what), section)
+    return first
