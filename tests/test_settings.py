@@ -470,7 +470,7 @@ def test_obo_scopes_for_one_resource_may_include_oidc_scopes(load):
 # --- secrets, immutability, direct construction ---------------------------------------------
 
 SECRETS = ["entra-secret-value", "a2V5LXZhbHVl", "endpoint=https://r.example/;accesskey=Y3MtdmFsdWU=",
-           "trusted-secret-value-0123456789abcdef", "client-secret-value", "redis-password"]
+           "trusted-secret-value-0123456789abcdef", "client-secret-value-0123456789abcdef", "redis-password"]
 
 
 def test_secrets_never_appear_in_repr_str_or_describe(load):

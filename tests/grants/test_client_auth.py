@@ -29,7 +29,7 @@ def basic(raw: str) -> str:
 
 
 def test_basic_credentials_are_form_decoded_per_rfc6749():
-    creds = extract(basic("a+b%3Ac:s3cr%3Dt%26%2B%3A%25"), {})
+    creds = extract(basic("a+b%3Ac:s3cr%3Dt%26%2B%3A%25-0123456789abcdefghijk"), {})
     assert (creds.client_id, creds.secret, creds.basic) == ("a b:c", "s3cr=t&+:%-0123456789abcdefghijk", True)
     assert authenticate(SETTINGS, creds).client_id == "a b:c"
 
