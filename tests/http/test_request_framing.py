@@ -80,11 +80,14 @@ def test_a_body_longer_than_its_content_length_is_neither_logged_nor_echoed(serv
     body = f"grant_type=refresh_token&refresh_token={REFRESH}&client_id=portal&client_secret={CLIENT_SECRET}"
     raw = (b"POST /oauth2/token HTTP/1.1\r\nHost: broker\r\nContent-Type: application/x-www-form-urlencoded\r\n"
            b"Content-Length: 5\r\nConnection: close\r\n\r\n" + body.encode())
+    before = len(served.lines("http.bad_request"))
     answer = exchange(served.port, raw)
     assert_clean(served, answer)
-    for status, headers, content in responses(answer):
-        assert 400 <= status < 500 and headers["content-type"].startswith("application/json")
-        assert json.loads(content)["error"] in ("invalid_request", "invalid_client")
+    [(status, headers, content)] = responses(answer)
+    assert status == 400 and headers["content-type"].startswith("application/json")
+    assert json.loads(content)["error"] == "invalid_request"
+    line = bad_request_lines(served, 1)[before]
+    assert line["kind"] == "BadHttpMessage" and line["bytes_received"] == len(raw) and line["level"] == "warning"
 
 
 def test_a_header_line_over_64_kib_starting_with_a_bearer_token_is_neither_logged_nor_echoed(served):
