@@ -89,8 +89,9 @@ allowed_origins = ["{client_origin}", "http://localhost:{ports.client}"]
 """
 
 
-async def _start(app: web.Application, port: int, ssl_context=None) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
+async def _start(app: web.Application, port: int, ssl_context=None,
+                 runner_class: type[web.AppRunner] = web.AppRunner) -> web.AppRunner:
+    runner = runner_class(app, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context).start()
     return runner
@@ -158,6 +159,7 @@ def _banner(ports: DevPorts, demo, state_dir: Path) -> str:
 
 async def _run(state_dir: Path, ports: DevPorts) -> int:
     from .app import create_app
+    from .http.protocol import BrokerRunner
     from .settings import load_settings_file
 
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -173,7 +175,8 @@ async def _run(state_dir: Path, ports: DevPorts) -> int:
         config_path.write_text(broker_config(ports, demo, acs_key))
         settings = load_settings_file(config_path, {k: v for k, v in os.environ.items()
                                                     if not k.startswith("TOKENBROKER_")})
-        runners.append(await _start(create_app(settings, overrides={"dev": True}), ports.broker))
+        runners.append(await _start(create_app(settings, overrides={"dev": True}), ports.broker,
+                                    runner_class=BrokerRunner))   # the production connection handling
         runners.append(await _start_client(ports, demo, pki.ca_pem))
         print(_banner(ports, demo, state_dir), file=sys.stderr, flush=True)
         log.info("server.started", host="127.0.0.1", port=ports.broker, client_url=f"http://127.0.0.1:{ports.client}/",
