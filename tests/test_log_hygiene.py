@@ -16,9 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_session(tmp_path: Path, body: str) -> subprocess.CompletedProcess:
     (tmp_path / "test_sample.py").write_text(body)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
-                           "tests.support.log_hygiene", "--rootdir", str(tmp_path), "-c", os.devnull,
-                           str(tmp_path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    plugins = ["-p", "no:cacheprovider", "-p", "no:schemathesis", "-p", "no:hypothesispytest",
+               "-p", "tests.support.log_hygiene"]
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", *plugins, "--rootdir", str(tmp_path),
+                           "-c", os.devnull, str(tmp_path)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_a_passing_session_that_logged_a_token_or_a_secret_fails(tmp_path):
