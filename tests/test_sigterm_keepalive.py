@@ -113,7 +113,7 @@ def test_32_looping_keep_alive_connections_lose_no_request_at_sigterm(tmp_path, 
 
 
 def test_idle_and_half_read_connections_at_sigterm(tmp_path, servers):
-    server = start(tmp_path, servers, grace=3)
+    server = start(tmp_path, servers, grace=4)
     idle, silent, partial = (socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) for _ in range(3))
     buffers = [bytearray(), bytearray(), bytearray()]
     for sock, buffer in zip((idle, silent), buffers, strict=False):   # one keep-alive exchange each

@@ -124,9 +124,6 @@ class Throttle:
     async def failed(self, keys: Iterable[str], now: float) -> list[str]:
         return self.record_failure(keys, now)
 
-    def locked_count(self, now: float) -> int:
-        return sum(1 for until in self._locked.values() if until > now)
-
     def __len__(self) -> int:
         return len(self._single) + len(self._counting) + len(self._locked)
 
