@@ -100,6 +100,13 @@ class BrokerRequestHandler(RequestHandler):
             self.transport = _LingeringTransport(self.transport)  # type: ignore[assignment]
         return response
 
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """aiohttp's other error logs ("Unhandled exception", a handler returning no response):
+        the exception's type only; its message and aiohttp's text may quote request data."""
+        exc = kw.get("exc_info")
+        log.error("http.connection_error", kind=type(exc).__name__ if isinstance(exc, BaseException) else None,
+                  bytes_received=self.bytes_received)
+
     async def finish_response(self, request: BaseRequest, resp: web.StreamResponse,
                               start_time: float | None) -> tuple[web.StreamResponse, bool]:
         manager = self._manager

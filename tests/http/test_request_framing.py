@@ -127,3 +127,18 @@ def test_garbage_instead_of_http_is_a_json_400_and_one_structured_warning(served
     [(status, _headers, content)] = responses(answer)
     assert status == 400 and json.loads(content)["error"] == "invalid_request"
     assert_clean(served, answer)
+
+
+async def test_aiohttp_s_other_error_logs_carry_the_exception_type_only():
+    from structlog.testing import capture_logs
+
+    from service.http.protocol import BrokerServer
+
+    async def never(_request):
+        raise AssertionError("not called")
+
+    handler = BrokerServer(never)()
+    with capture_logs() as logs:
+        handler.log_exception("Unhandled exception", exc_info=ValueError(f"header {CLIENT_SECRET}"))
+    assert logs == [{"event": "http.connection_error", "kind": "ValueError", "bytes_received": 0,
+                     "log_level": "error"}]
