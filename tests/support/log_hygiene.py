@@ -6,7 +6,8 @@ Every line the test session captures — each test's captured stdout/stderr and 
 
 - a JWT-shaped string (`eyJ….eyJ….`): a token presented to or issued by the broker;
 - a configured secret: the test configs' client secrets, HMAC secrets, the emulators' app
-  secrets and ACS keys (`register(value)` adds more, e.g. a fixture's random key).
+  secrets and ACS keys — named ones, every module-level `*_SECRET`/`SECRETS` constant of the
+  loaded test and emulator modules, and what `register(value)` adds (a fixture's random key).
 
 Any hit fails the session (exit status 1) with the test id and the kind of leak — never the
 secret itself.
@@ -15,6 +16,7 @@ secret itself.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 
 import pytest
@@ -31,8 +33,19 @@ def register(value: str, name: str = "registered secret") -> None:
         _registered[value] = name
 
 
+_cache: tuple[tuple[int, int], dict[str, str]] | None = None
+
+
 def _configured() -> dict[str, str]:
-    """The secrets the test configs and emulators use, by name (imported late: after collection)."""
+    """The secrets the test configs and emulators use, by name (recomputed when modules load)."""
+    global _cache
+    stamp = (len(sys.modules), len(_registered))
+    if _cache is None or _cache[0] != stamp:
+        _cache = (stamp, _collect())
+    return _cache[1]
+
+
+def _collect() -> dict[str, str]:
     from emulators.acs import DEV_ACCESS_KEY
     from emulators.entra import demo
     from service.devstack import DEMO_PORTAL_SECRET
@@ -47,8 +60,29 @@ def _configured() -> dict[str, str]:
         "full-broker partner secret": full_broker.PARTNER_SECRET,
         **{f"{name} client secret": value for name, value in token_support.SECRETS.items()},
     }
+    found.update(_declared())
     found.update({name: value for value, name in _registered.items()})
     return {name: value for name, value in found.items() if value and len(value) >= MIN_SECRET}
+
+
+_SECRET_NAME = re.compile(r"^(?!MIN_)[A-Z_]*SECRETS?(_OF)?$")
+
+
+def _declared() -> dict[str, str]:
+    """Every module-level `*_SECRET` / `SECRETS` constant of the test and emulator modules loaded
+    in this session (strings, or the string values of a dict or list)."""
+    found: dict[str, str] = {}
+    for module_name, module in list(sys.modules.items()):
+        if not module_name.startswith(("tests.", "emulators.")) or module is None:
+            continue
+        for attr, value in vars(module).items():
+            if not _SECRET_NAME.match(attr):
+                continue
+            values = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else [value]
+            for n, item in enumerate(values):
+                if isinstance(item, str) and len(item) >= MIN_SECRET and not item.startswith("sha256:"):
+                    found[f"{module_name}.{attr}[{n}]"] = item
+    return found
 
 
 def scan(text: str, where: str, section: str, secrets: dict[str, str] | None = None) -> None:
