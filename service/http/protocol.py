@@ -33,6 +33,8 @@ from ..errors import BrokerError, InvalidRequest, ServerError, UnsupportedMediaT
 from ..logs import get_logger
 
 log = get_logger("tokenbroker.http")
+LINGER_SECONDS = 2.0
+
 
 def _answer(status: int, exc: BaseException | None) -> BrokerError:
     if isinstance(exc, ContentEncodingError):
@@ -42,9 +44,6 @@ def _answer(status: int, exc: BaseException | None) -> BrokerError:
     if isinstance(exc, LineTooLong):
         return InvalidRequest("A request line or header is too long.", reason="line_too_long")
     return InvalidRequest("The request could not be parsed as HTTP/1.1.", reason="bad_http")
-
-
-LINGER_SECONDS = 2.0
 
 
 class _LingeringTransport:
