@@ -152,15 +152,20 @@ class Throttle:
         if len(failures) < self.max_failures:
             return False
         del self._counting[sid]
+        self._purge(now)
         self._locked[sid] = now + self.lockout
         heapq.heappush(self._expiry, (now + self.lockout, sid))
         return True
 
-    def _make_room(self, now: float) -> bool:
-        while self._expiry and self._expiry[0][0] <= now:          # lockouts that are over
+    def _purge(self, now: float) -> None:
+        """Forget lockouts that are over (the heap never holds more than the live locks and these)."""
+        while self._expiry and self._expiry[0][0] <= now:
             until, sid = heapq.heappop(self._expiry)
             if self._locked.get(sid) == until:
                 del self._locked[sid]
+
+    def _make_room(self, now: float) -> bool:
+        self._purge(now)
         while len(self) >= self.max_keys:
             if self._single:
                 self._single.popitem(last=False)

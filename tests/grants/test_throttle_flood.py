@@ -72,3 +72,11 @@ def test_an_ipv6_host_is_counted_per_64_and_a_mapped_ipv4_as_ipv4():
     for n in range(LIMIT):                              # a new address of the same /64 each time
         attempt(throttle, throttle_keys(f"guess-{n}", f"2001:db8:1:2::{n + 1:x}"), T0)
     assert throttle.check(throttle_keys("another", "2001:db8:1:2:dead:beef:0:1"), T0) == 60
+
+
+def test_one_key_locked_again_and_again_keeps_memory_flat():
+    throttle = Throttle(max_failures=2, window=60, lockout=10)
+    for n in range(1_000):                             # locked, lockout over, locked again ...
+        throttle.record_failure(("client:portal",), T0 + 20 * n)
+        throttle.record_failure(("client:portal",), T0 + 20 * n)
+    assert len(throttle) == 1 and len(throttle._expiry) <= 2
