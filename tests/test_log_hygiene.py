@@ -25,13 +25,13 @@ def run_session(tmp_path: Path, body: str) -> subprocess.CompletedProcess:
 
 def test_a_passing_session_that_logged_a_token_or_a_secret_fails(tmp_path):
     token, secret = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln", demo.BROKER_SECRET
-    done = run_session(tmp_path, "import logging\n"
+    done = run_session(tmp_path, "import logging\nfrom emulators.entra import demo\n"
                                  f"def test_token():\n    print({token!r})\n"
-                                 f"def test_secret():\n    logging.getLogger('x').error({secret!r})\n")
+                                 "def test_secret():\n    logging.getLogger('x').error(demo.BROKER_SECRET)\n")
     assert done.returncode == 1, done.stdout
     assert "2 passed" in done.stdout
     assert "LEAK a JWT-shaped string in test_sample.py::test_token" in done.stdout
-    assert "LEAK entra broker app secret in test_sample.py::test_secret" in done.stdout
+    assert "LEAK emulators.entra.demo.BROKER_SECRET[0] in test_sample.py::test_secret" in done.stdout
     assert token not in done.stdout + done.stderr and secret not in done.stdout + done.stderr
 
 

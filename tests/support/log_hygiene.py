@@ -5,9 +5,10 @@ Every line the test session captures — each test's captured stdout/stderr and 
 (tests/support/serve_process.py calls `observe`) — is scanned for:
 
 - a JWT-shaped string (`eyJ….eyJ….`): a token presented to or issued by the broker;
-- a configured secret: the test configs' client secrets, HMAC secrets, the emulators' app
-  secrets and ACS keys — named ones, every module-level `*_SECRET`/`SECRETS` constant of the
-  loaded test and emulator modules, and what `register(value)` adds (a fixture's random key).
+- a configured secret: every module-level `*_SECRET`, `SECRETS`, `*_ACCESS_KEY` constant of the
+  loaded test, emulator and dev-stack modules (the test configs' client and HMAC secrets, the
+  emulators' app secrets and ACS dev key, the demo portal secret), and what `register(value)`
+  adds (e.g. the ACS fixture's key and connection string).
 
 Any hit fails the session (exit status 1) with the test id and the kind of leak — never the
 secret itself.
@@ -46,34 +47,22 @@ def _configured() -> dict[str, str]:
 
 
 def _collect() -> dict[str, str]:
-    from emulators.acs import DEV_ACCESS_KEY
-    from emulators.entra import demo
-    from service.devstack import DEMO_PORTAL_SECRET
-    from tests.http import token_support
-    from tests.support import full_broker
-
-    found = {
-        "entra broker app secret": demo.BROKER_SECRET, "entra client app secret": demo.CLIENT_SECRET,
-        "entra daemon secret": demo.DAEMON_SECRET, "ACS dev access key": DEV_ACCESS_KEY,
-        "demo portal secret": DEMO_PORTAL_SECRET, "portal secret": token_support.PORTAL_SECRET,
-        "partner HMAC secret": token_support.PARTNER_SECRET, "full-broker portal secret": full_broker.PORTAL_SECRET,
-        "full-broker partner secret": full_broker.PARTNER_SECRET,
-        **{f"{name} client secret": value for name, value in token_support.SECRETS.items()},
-    }
-    found.update(_declared())
+    found = _declared()
     found.update({name: value for value, name in _registered.items()})
     return {name: value for name, value in found.items() if value and len(value) >= MIN_SECRET}
 
 
-_SECRET_NAME = re.compile(r"^(?!MIN_)[A-Z_]*SECRETS?(_OF)?$")
+_SECRET_NAME = re.compile(r"^(?!MIN_)[A-Z_]*(SECRETS?|SECRET_OF|ACCESS_KEY)$")
+_SECRET_MODULES = ("tests.", "emulators.", "service.devstack")
 
 
 def _declared() -> dict[str, str]:
-    """Every module-level `*_SECRET` / `SECRETS` constant of the test and emulator modules loaded
-    in this session (strings, or the string values of a dict or list)."""
+    """Every module-level `*_SECRET`, `SECRETS`, `*_ACCESS_KEY` constant of the test, emulator and
+    dev-stack modules loaded in this session (strings, or the string values of a dict or list);
+    nothing is imported here, so a session that failed to import still finishes cleanly."""
     found: dict[str, str] = {}
     for module_name, module in list(sys.modules.items()):
-        if not module_name.startswith(("tests.", "emulators.")) or module is None:
+        if not module_name.startswith(_SECRET_MODULES) or module is None:
             continue
         for attr, value in vars(module).items():
             if not _SECRET_NAME.match(attr):
