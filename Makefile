@@ -14,23 +14,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# System packages the tests need (Chromium for the browser tests, redis-server for the
-# throwaway TLS/ACL Redis instances); installed when
-# missing and we are allowed to (root), otherwise the browser tests say why they cannot run.
+# System packages the tests need (Chromium for the browser tests, wrk for the SIGTERM load
+# check, redis-server for the throwaway TLS/ACL Redis instances); installed when missing and we
+# are allowed to (root), otherwise the tests that need them say why they cannot run.
+SYSTEM_PACKAGES := chromium wrk redis-server
+
 system-deps:
-	@if ! command -v redis-server >/dev/null 2>&1; then \
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Debian's redis-server (TLS/ACL test instances)"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
-	      || echo "WARNING: could not install redis-server"; \
-	  else echo "WARNING: redis-server missing and cannot be installed (not root)"; fi; \
-	fi
-	@if ! command -v chromium >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Debian's chromium for the browser tests"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	      || echo "WARNING: could not install chromium"; \
-	  else echo "WARNING: chromium missing and cannot be installed (not root)"; fi; \
+	    echo "installing Debian's$$missing for the tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "WARNING: could not install$$missing"; \
+	  else echo "WARNING:$$missing missing and cannot be installed (not root)"; fi; \
 	fi
 
 run: install

@@ -102,7 +102,7 @@ async def run(seconds: float, concurrency: int, port: int) -> str:
                                        scopes=["Teams.ManageCalls", "Teams.ManageChats"])
                            for i in range(COLD_TOKENS)]
             first_sight, obo_cold, teams_cold = iter(fresh), iter(list(fresh)), iter(fresh_teams)
-            basic = {"Authorization": "Basic " + base64.b64encode(b"demo-portal:demo-portal-secret-DEV-ONLY").decode()}
+            basic = {"Authorization": "Basic " + base64.b64encode(b"demo-portal:demo-portal-secret-DEV-ONLY-not-for-prod").decode()}
             form = {"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "subject_token": user,
                     "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
                     "audience": "dashboard", "scope": "read"}

@@ -29,7 +29,7 @@ from .logs import configure_logging, get_logger
 log = get_logger("tokenbroker.dev")
 
 DEMO_PORTAL_CLIENT = "demo-portal"
-DEMO_PORTAL_SECRET = "demo-portal-secret-DEV-ONLY"
+DEMO_PORTAL_SECRET = "demo-portal-secret-DEV-ONLY-not-for-prod"
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,9 @@ allowed_origins = ["{client_origin}", "http://localhost:{ports.client}"]
 """
 
 
-async def _start(app: web.Application, port: int, ssl_context: ssl.SSLContext | None = None) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
+async def _start(app: web.Application, port: int, ssl_context: ssl.SSLContext | None = None,
+                 runner_class: type[web.AppRunner] = web.AppRunner) -> web.AppRunner:
+    runner = runner_class(app, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context).start()
     return runner
@@ -161,6 +162,7 @@ def _banner(ports: DevPorts, demo: ModuleType, state_dir: Path) -> str:
 
 async def _run(state_dir: Path, ports: DevPorts, span_processors: tuple = ()) -> int:
     from .app import create_app
+    from .http.protocol import BrokerRunner
     from .settings import load_settings_file
 
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -177,7 +179,8 @@ async def _run(state_dir: Path, ports: DevPorts, span_processors: tuple = ()) ->
         settings = load_settings_file(config_path, {k: v for k, v in os.environ.items()
                                                     if not k.startswith("TOKENBROKER_")})
         overrides = {"dev": True, "span_processors": span_processors}
-        runners.append(await _start(create_app(settings, overrides=overrides), ports.broker))
+        runners.append(await _start(create_app(settings, overrides=overrides), ports.broker,
+                                    runner_class=BrokerRunner))   # the production connection handling
         runners.append(await _start_client(ports, demo, pki.ca_pem))
         print(_banner(ports, demo, state_dir), file=sys.stderr, flush=True)
         log.info("server.started", host="127.0.0.1", port=ports.broker, client_url=f"http://127.0.0.1:{ports.client}/",

@@ -12,6 +12,8 @@
     │  ├─ InvalidTarget         400 invalid_target
     │  ├─ NotFound              404 not_found
     │  ├─ MethodNotAllowed      405 method_not_allowed
+    │  ├─ UnsupportedMediaType  415 invalid_request (a Content-Encoding we cannot decode)
+    │  ├─ RequestTimeout        408 invalid_request (body slower than server.body_timeout)
     │  ├─ ConsentRequired       403 consent_required (+ consent_url; AADSTS65001/700016/500011 on OBO)
     │  ├─ TooManyAttempts       429 too_many_attempts + Retry-After (brute-force throttle)
     │  └─ InvalidTeamsToken     400/403 invalid_teams_token (the teams-user-aad-token header)
@@ -140,6 +142,22 @@ class MethodNotAllowed(OAuthError):
 class PayloadTooLarge(OAuthError):
     status, error = 413, "invalid_request"
     default_description = "The request is too large."
+
+
+class UnsupportedMediaType(OAuthError):
+    """A Content-Encoding we cannot decode (RFC 7694: answer which ones we accept)."""
+    status, error = 415, "invalid_request"
+    default_description = "The Content-Encoding is not supported (use identity, gzip or deflate)."
+
+    def __init__(self, description: str | None = None, **kw: Any) -> None:
+        super().__init__(description, **kw)
+        self.extra_headers["Accept-Encoding"] = "gzip, deflate"
+
+
+class RequestTimeout(OAuthError):
+    """The request body did not arrive within `server.body_timeout`; the connection is closed."""
+    status, error = 408, "invalid_request"
+    default_description = "The request body did not arrive in time."
 
 
 class ConsentRequired(OAuthError):

@@ -1,4 +1,9 @@
-"""Running the app: bind, announce `server.started`, drain on SIGTERM, reload on SIGHUP."""
+"""Running the app: bind, announce `server.started`, drain on SIGTERM, reload on SIGHUP.
+
+SIGTERM: the listener closes; for up to `server.shutdown_grace` seconds every open connection
+is still answered (each response with `Connection: close`, see service/http/protocol.py), then
+whatever is left is closed and the process exits 0.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .http.protocol import BrokerRunner, BrokerServer
 from .logs import configure_logging, get_logger
 from .settings import ServerSettings, Settings
 
@@ -51,8 +57,9 @@ async def run_app(settings: Settings, *, reuse_port: bool = False) -> int:
         settings, sock = _bind_ephemeral(settings)
     app = create_app(settings)
     grace = float(settings.server.shutdown_grace)
-    # aiohttp reads a shutdown_timeout of 0 as "no limit"; a grace of 0 means "do not wait".
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace or 0.001)
+    # The grace is spent in BrokerServer.drain; what is still running after it is cancelled at once
+    # (aiohttp reads a shutdown_timeout of 0 as "no limit").
+    runner = BrokerRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.001)
     try:
         await runner.setup()
     except Exception as exc:  # a component could not start (store, keys, ...): say which, exit 1
@@ -91,8 +98,11 @@ async def run_app(settings: Settings, *, reuse_port: bool = False) -> int:
              public_url=settings.server.public_url)
     await stop.wait()
     log.info("server.stopping", grace_seconds=grace)
-    await runner.cleanup()  # stops accepting, lets in-flight requests finish within the grace
-    log.info("server.stopped")
+    await site.stop()  # stop accepting; open connections are answered, with `Connection: close`
+    server = runner.server
+    left = await server.drain(grace) if isinstance(server, BrokerServer) else 0
+    await runner.cleanup()  # closes what is left after the grace
+    log.info("server.stopped", connections_closed_at_grace=left)
     return 0
 
 

@@ -7,6 +7,7 @@ import pytest
 from emulators.pki import Pki, ensure_pki
 
 pytest_plugins = [
+    "tests.support.log_hygiene",       # first: fails the session if a captured line holds a token or secret
     "tests.fixtures.entra_emulator",
     "tests.fixtures.acs_emulator",
     "tests.fixtures.serve_processes",

@@ -153,14 +153,14 @@ def test_serve_starts_answers_and_stops_cleanly_on_sigterm(local_config):
 
 
 def test_every_log_line_is_json_and_carries_no_secret(config, tmp_path):
-    env = _env(TOKENBROKER_CLIENTS__PORTAL__CLIENT_SECRET="s3cr3t-value-never-logged")
+    env = _env(TOKENBROKER_CLIENTS__PORTAL__CLIENT_SECRET="s3cr3t-value-never-logged-0123456789")
     server = Server(config, env=env)
     try:
         server.get("/healthz")
     finally:
         server.stop()
     out = (server.proc.stdout.read() if server.proc.stdout else "")
-    assert "s3cr3t-value-never-logged" not in out
+    assert "s3cr3t-value-never-logged-0123456789" not in out
     for line in out.splitlines():
         json.loads(line)
 

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXTRA = """
 [[clients]]
 client_id = "teams-app"
-client_secret = "teams-secret"
+client_secret = "teams-secret-0123456789abcdefghi"
 allowed_issuers = ["partner"]
 allowed_audiences = ["acs:teams", "dashboard"]
 """
@@ -149,7 +149,7 @@ CASES = [  # (client, form extras, audience(s), token claims, explain args)
 async def test_the_audit_rule_of_the_endpoint_equals_explains_rule(aiohttp_client, capsys, config, client, extra,
                                                                    audience, claims, args):
     broker = await aiohttp_client(create_app(load_settings_file(config, {})))
-    secrets = {"teams-app": "teams-secret"}
+    secrets = {"teams-app": "teams-secret-0123456789abcdefghi"}
     form = exchange_form(partner_token(**claims), audience=audience, **extra)
     with capture_logs() as logs:
         if client in secrets:

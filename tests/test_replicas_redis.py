@@ -52,20 +52,20 @@ linking = "jit"
 
 [[clients]]
 client_id = "edge"
-client_secret = "edge-secret"
+client_secret = "edge-secret-0123456789abcdefghij"
 allowed_issuers = ["once", "social"]
 allowed_audiences = ["dashboard"]
 allowed_scopes = ["read"]
 
 [[clients]]
 client_id = "vault"
-client_secret = "vault-secret"
+client_secret = "vault-secret-0123456789abcdefghi"
 token_format = "opaque"
 allowed_issuers = ["partner"]
 allowed_audiences = ["dashboard"]
 allowed_scopes = ["read"]
 """
-SECRETS = {"edge": "edge-secret", "vault": "vault-secret"}
+SECRETS = {"edge": "edge-secret-0123456789abcdefghij", "vault": "vault-secret-0123456789abcdefghi"}
 
 
 def broker_toml(store_url: str) -> str:

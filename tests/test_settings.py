@@ -57,7 +57,7 @@ def trusted(**over: object) -> str:
 
 
 def client(**over: object) -> str:
-    return table("[[clients]]", {"client_id": "portal", "client_secret": "pw"}, **over)
+    return table("[[clients]]", {"client_id": "portal", "client_secret": "pw" * 16}, **over)
 
 
 @pytest.fixture(name="load")
@@ -213,9 +213,9 @@ def test_an_empty_environment_value_clears_an_array(load):
 
 def test_environment_addresses_array_of_table_entries_by_name(load):
     s = load(client() + trusted(jwks_uri="", secret=GOOD_HMAC, algorithms=["HS256"]),
-             {"TOKENBROKER_CLIENTS__PORTAL__CLIENT_SECRET": "from-env",
+             {"TOKENBROKER_CLIENTS__PORTAL__CLIENT_SECRET": "from-env-0123456789abcdefghijklmnopq",
               "TOKENBROKER_TRUSTED_ISSUERS__PARTNER__SECRET": "t" * 40})
-    assert s.client("portal").client_secret.reveal() == "from-env"
+    assert s.client("portal").client_secret.reveal() == "from-env-0123456789abcdefghijklmnopq"
     assert s.trusted_issuer("partner").secret.reveal() == "t" * 40
 
 
@@ -470,7 +470,7 @@ def test_obo_scopes_for_one_resource_may_include_oidc_scopes(load):
 # --- secrets, immutability, direct construction ---------------------------------------------
 
 SECRETS = ["entra-secret-value", "a2V5LXZhbHVl", "endpoint=https://r.example/;accesskey=Y3MtdmFsdWU=",
-           "trusted-secret-value-0123456789abcdef", "client-secret-value", "redis-password",
+           "trusted-secret-value-0123456789abcdef", "client-secret-value-0123456789abcdef", "redis-password",
            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]
 
 

@@ -23,6 +23,7 @@ from service.grants.refresh_token import RefreshTokenGrant
 from service.grants.revocation import Revoker
 from service.grants.subject_tokens import SubjectTokens
 from service.grants.throttle import Throttle
+from service.grants.throttle_shared import SharedThrottle, throttle_for
 from service.grants.token_exchange import TokenExchangeGrant
 from service.settings import ClientSettings, Settings
 from service.storage.base import Store
@@ -41,7 +42,7 @@ class TokenService:
     introspector: Introspector
     revoker: Revoker
     clients: ClientAuthenticator | None = None      # every client-authentication method
-    throttle: Throttle | None = None                # brute-force counter (per replica)
+    throttle: Throttle | SharedThrottle | None = None   # brute-force counter (per replica, or Redis)
 
     async def authenticate_client(self, authorization: str | None, form: Mapping[str, Sequence[str]], *,
                                   now: float) -> ClientSettings:
@@ -82,4 +83,4 @@ class TokenService:
         return cls(settings, handlers, introspector,
                    Revoker(introspector=introspector, revoked=revoked, refresh_tokens=refresh),
                    clients=ClientAuthenticator(settings, assertions),
-                   throttle=Throttle.from_settings(settings.throttle))
+                   throttle=throttle_for(settings.throttle, store))

@@ -22,8 +22,9 @@ _DOWNSTREAM = {
 }
 _TEAMS_HEADER = {"name": "teams-user-aad-token", "in": "header", "required": True,
                  "description": "The user's Entra access token for ACS (aud https://auth.msft.communication."
-                                "azure.com) with Teams.ManageCalls and Teams.ManageChats",
-                 "schema": {"type": "string"}}
+                                "azure.com) with Teams.ManageCalls and Teams.ManageChats; an empty or "
+                                "blank value is refused like a missing header (400 invalid_request)",
+                 "schema": {"type": "string", "minLength": 1, "pattern": "\\S"}}
 
 
 def _json(description: str, schema: dict) -> dict:

@@ -7,16 +7,36 @@ that are not UTF-8 (raw or percent-encoded) are `invalid_request`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from ..errors import InvalidRequest, PayloadTooLarge
+from ..errors import InvalidRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from ..typedefs import SETTINGS
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 64 * 1024
 MAX_FIELDS = 64
+DECODABLE = frozenset({"", "identity", "gzip", "deflate"})  # what aiohttp decodes without extras
+#: field names may hold any character but a control character other than tab (OpenAPI 3.1 / JSON Schema)
+FIELD_NAME = {"pattern": "^[^\\u0000-\\u0008\\u000a-\\u001f]*$"}
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+#: the answers every form endpoint may give about the body itself, for its OpenAPI responses
+BODY_ERRORS = {
+    "408": {"description": "invalid_request: the body did not arrive within server.body_timeout "
+                           "(the connection is closed)", "content": _ERROR},
+    "413": {"description": "invalid_request: the body is over 64 KiB", "content": _ERROR},
+    "415": {"description": "invalid_request: a Content-Encoding other than identity, gzip or deflate "
+                           "(Accept-Encoding names those)", "content": _ERROR},
+}
+
+
+def form_schema(properties: dict, required: list[str]) -> dict:
+    """The OpenAPI request body of a form endpoint: these fields, others ignored, names checked."""
+    return {FORM_TYPE: {"schema": {"type": "object", "properties": properties, "required": required,
+                                   "propertyNames": FIELD_NAME}}}
 
 
 async def read_form(request: web.Request, *, max_bytes: int = MAX_FORM_BYTES) -> dict[str, list[str]]:
@@ -25,11 +45,11 @@ async def read_form(request: web.Request, *, max_bytes: int = MAX_FORM_BYTES) ->
     charset = request.charset
     if charset and charset.lower().replace("_", "-") not in ("utf-8", "utf8"):
         raise InvalidRequest("The body must be UTF-8.", reason="charset")
+    if request.headers.get("Content-Encoding", "").strip().lower() not in DECODABLE:
+        raise UnsupportedMediaType(reason="content_encoding")
     if request.content_length is not None and request.content_length > max_bytes:
         raise PayloadTooLarge(reason="form_too_large")
-    raw = bytearray()              # read() answers what has arrived so far: loop to the end
-    while len(raw) <= max_bytes and (chunk := await request.content.read(max_bytes + 1 - len(raw))):
-        raw += chunk
+    raw = await _read_body(request, max_bytes)
     if len(raw) > max_bytes:
         raise PayloadTooLarge(reason="form_too_large")
     try:
@@ -44,6 +64,21 @@ async def read_form(request: web.Request, *, max_bytes: int = MAX_FORM_BYTES) ->
             raise InvalidRequest("The form body is malformed.", reason="form_encoding")
         form.setdefault(name, []).append(value)
     return form
+
+
+async def _read_body(request: web.Request, max_bytes: int) -> bytearray:
+    """Up to max_bytes + 1 bytes; 408 when the body is slower than `server.body_timeout` (the
+    stream is then marked broken, so the request middleware closes the connection)."""
+    raw = bytearray()              # read() answers what has arrived so far: loop to the end
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].server.body_timeout):
+            while len(raw) <= max_bytes and (chunk := await request.content.read(max_bytes + 1 - len(raw))):
+                raw += chunk
+    except TimeoutError as e:
+        refused = RequestTimeout(reason="body_timeout")
+        request.content.set_exception(refused)
+        raise refused from e
+    return raw
 
 
 def single(form: Mapping[str, Sequence[str]], name: str) -> str | None:

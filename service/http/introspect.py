@@ -9,7 +9,7 @@ from aiohttp import web
 from ..errors import BrokerError, InvalidRequest
 from ..typedefs import CLOCK, GRANTS
 from . import throttling
-from .forms import read_form, single
+from .forms import BODY_ERRORS, form_schema, read_form, single
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -18,12 +18,12 @@ async def authenticated_token(request: web.Request) -> tuple[str, str]:
     """(client_id, token) of an introspection/revocation request."""
     form = await read_form(request)
     keys = throttling.keys(request, form)
-    throttling.enforce(request, keys)          # before any crypto or store work
+    await throttling.enforce(request, keys)          # before any crypto or store work
     try:
         client = await request.app[GRANTS].authenticate_client(request.headers.get("Authorization"), form,
                                                                now=request.app[CLOCK]())
     except BrokerError as exc:
-        throttling.note(request, keys, exc)
+        await throttling.note(request, keys, exc)
         raise
     structlog.contextvars.bind_contextvars(client_id=client.client_id)
     token = single(form, "token")
@@ -44,8 +44,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/oauth2/introspect", introspect, name="oauth2_introspect")
 
 
-_FORM = {"application/x-www-form-urlencoded": {"schema": {"type": "object", "required": ["token"], "properties": {
-    "token": {"type": "string"}, "token_type_hint": {"type": "string"}}}}}
+_FORM = form_schema({"token": {"type": "string"}, "token_type_hint": {"type": "string"}}, ["token"])
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
 OPENAPI = {
@@ -56,6 +55,6 @@ OPENAPI = {
             "application/json": {"schema": {"type": "object", "required": ["active"],
                                             "properties": {"active": {"type": "boolean"}}}}}},
                       "400": {"description": "invalid_request", "content": _ERROR},
-                      "401": {"description": "invalid_client", "content": _ERROR},
+                      "401": {"description": "invalid_client", "content": _ERROR}, **BODY_ERRORS,
                       "429": {"description": "too_many_attempts (Retry-After)", "content": _ERROR}}}},
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..typedefs import CLOCK, GRANTS
+from .forms import BODY_ERRORS, form_schema
 from .introspect import NO_STORE, authenticated_token
 
 
@@ -23,11 +24,10 @@ _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
 OPENAPI = {
     "/oauth2/revoke": {"post": {
         "summary": "RFC 7009 token revocation", "tags": ["oauth2"], "security": [{"clientBasic": []}, {}],
-        "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
-            "type": "object", "required": ["token"],
-            "properties": {"token": {"type": "string"}, "token_type_hint": {"type": "string"}}}}}},
+        "requestBody": {"required": True, "content": form_schema(
+            {"token": {"type": "string"}, "token_type_hint": {"type": "string"}}, ["token"])},
         "responses": {"200": {"description": "Revoked, or nothing to revoke"},
                       "400": {"description": "invalid_request", "content": _ERROR},
-                      "401": {"description": "invalid_client", "content": _ERROR},
+                      "401": {"description": "invalid_client", "content": _ERROR}, **BODY_ERRORS,
                       "429": {"description": "too_many_attempts (Retry-After)", "content": _ERROR}}}},
 }

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from aiohttp import web
 
 from ..digest import short_hash
-from ..errors import BrokerError, TooManyAttempts
+from ..errors import BrokerError, DownstreamError, TooManyAttempts
 from ..grants.throttle import claimed_client_id, counts_as_failure, throttle_keys
 from ..logs import get_logger
 from ..typedefs import CLOCK, GRANTS, METRICS
@@ -28,24 +28,33 @@ def keys(request: web.Request, form: Mapping[str, Sequence[str]]) -> tuple[str, 
     return throttle_keys(claimed_client_id(request.headers.get("Authorization"), form), request.remote)
 
 
-def enforce(request: web.Request, keys: tuple[str, ...]) -> None:
+async def enforce(request: web.Request, keys: tuple[str, ...]) -> None:
     throttle = request.app[GRANTS].throttle
-    if throttle is None:
+    if throttle is None or not throttle.enabled:
         return
     now = request.app[CLOCK]()
-    retry_after = throttle.check(keys, now)
+    retry_after = await throttle.locked_for(keys, now)
     if retry_after is None:
         return
-    kind = next(k for k in keys if throttle.check((k,), now) is not None).partition(":")[0]
+    kind = "client"
+    for key in keys:
+        if await throttle.locked_for((key,), now) is not None:
+            kind = key.partition(":")[0]
+            break
     request.app[METRICS].throttled_total.labels(_endpoint(request), kind).inc()
     raise TooManyAttempts(retry_after=retry_after, reason="throttled")
 
 
-def note(request: web.Request, keys: tuple[str, ...], exc: BrokerError) -> None:
+async def note(request: web.Request, keys: tuple[str, ...], exc: BrokerError) -> None:
     throttle = request.app[GRANTS].throttle
-    if throttle is None or not counts_as_failure(exc):
+    if throttle is None or not throttle.enabled or not counts_as_failure(exc):
         return
-    for key in throttle.record_failure(keys, request.app[CLOCK]()):
+    try:
+        locked = await throttle.failed(keys, request.app[CLOCK]())
+    except DownstreamError:  # the refusal stands; the shared counter missed one failure
+        log.warning("throttle.store_unavailable", endpoint=_endpoint(request))
+        return
+    for key in locked:
         kind, _, value = key.partition(":")
         log.warning("throttle.locked", endpoint=_endpoint(request), key_kind=kind, key_hash=short_hash(value),
-                    lockout=throttle.lockout, failure_reason=exc.reason)
+                    lockout=throttle.lockout, failure_reason=exc.reason, shared=throttle.shared)

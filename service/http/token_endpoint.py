@@ -13,7 +13,7 @@ from ..grants.base import AuditTrace
 from ..typedefs import CLOCK, GRANTS, METRICS
 from . import audit as token_audit
 from . import throttling
-from .forms import read_form, single
+from .forms import BODY_ERRORS, form_schema, read_form, single
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -25,7 +25,7 @@ async def token(request: web.Request) -> web.Response:
     try:
         form = await read_form(request)
         keys = throttling.keys(request, form)
-        throttling.enforce(request, keys)      # before any crypto or store work
+        await throttling.enforce(request, keys)      # before any crypto or store work
         client = await request.app[GRANTS].authenticate_client(request.headers.get("Authorization"), form,
                                                                now=request.app[CLOCK]())
         client_id = client.client_id
@@ -42,7 +42,7 @@ async def token(request: web.Request) -> web.Response:
         trace = req.trace
         response = await handler.handle(req, now=request.app[CLOCK]())
     except BrokerError as exc:
-        throttling.note(request, keys, exc)
+        await throttling.note(request, keys, exc)
         token_audit.record(client_id=client_id, grant=grant, trace=trace, decision="deny", reason=exc.reason,
                            latency_ms=(time.perf_counter() - started) * 1000, metrics=request.app[METRICS])
         exc.extra_headers.setdefault("Pragma", "no-cache")
@@ -56,7 +56,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/oauth2/token", token, name="oauth2_token")
 
 
-_FORM = {"application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {
+_FORM = form_schema({
     "grant_type": {"type": "string", "enum": list(GRANT_TYPES)},
     "subject_token": {"type": "string"}, "subject_token_type": {"type": "string"},
     "actor_token": {"type": "string"}, "actor_token_type": {"type": "string"},
@@ -65,7 +65,7 @@ _FORM = {"application/x-www-form-urlencoded": {"schema": {"type": "object", "pro
     "resource": {"type": "array", "items": {"type": "string"}},
     "refresh_token": {"type": "string"}, "client_id": {"type": "string"}, "client_secret": {"type": "string"},
     "client_assertion_type": {"type": "string"}, "client_assertion": {"type": "string"},
-}, "required": ["grant_type"]}}}
+}, ["grant_type"])
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
 OPENAPI = {
@@ -84,6 +84,7 @@ OPENAPI = {
             "400": {"description": "invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type, "
                                    "invalid_scope, invalid_target", "content": _ERROR},
             "401": {"description": "invalid_client", "content": _ERROR},
+            **BODY_ERRORS,
             "429": {"description": "too_many_attempts: too many failed attempts from this client id or "
                                    "address (Retry-After)", "content": _ERROR},
             "502": {"description": "audience=acs:teams / obo:<name>: ACS or Entra answered badly or refused "

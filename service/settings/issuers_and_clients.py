@@ -24,6 +24,7 @@ GRANT_TYPES = (TOKEN_EXCHANGE, REFRESH_TOKEN)
 TOKEN_FORMATS = ("jwt", "opaque")
 HASHED_SECRET = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
 MIN_HMAC_SECRET = 32
+MIN_CLIENT_SECRET = 32      # plain [[clients]] secrets: unguessable even without the throttle
 
 
 def _entries(raw: Any, section: str, c: Checks) -> list[tuple[str, Mapping[str, Any]]]:
@@ -129,6 +130,9 @@ def build_clients(raw: Any, c: Checks, *, issuers: tuple[TrustedIssuer, ...],
             c.add(f"{path}.client_secret", "a client needs client_secret or jwks")
         if secret.startswith("sha256:") and not HASHED_SECRET.match(secret):
             c.add(f"{path}.client_secret", "a hashed secret must be 'sha256:' followed by 64 hex digits")
+        elif secret and not secret.startswith("sha256:") and len(secret) < MIN_CLIENT_SECRET:
+            c.add(f"{path}.client_secret", f"must be at least {MIN_CLIENT_SECRET} characters (a random "
+                                           "value, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
         v["jwks"] = c.file(f"{path}.jwks", jwks)
         for grant in v["grant_types"]:
             if grant not in GRANT_TYPES:

@@ -89,6 +89,7 @@ class ServerSettings:
     port: int = 8080
     public_url: str = ""          # "" -> derived from host and port
     shutdown_grace: int = 15
+    body_timeout: int = 30        # seconds for a request body to arrive (408 + close after)
 
     def __post_init__(self) -> None:
         if not self.public_url:

@@ -46,6 +46,7 @@ def build_server(raw: Any, c: Checks) -> ServerSettings:
         c.add("server.host", "must not be empty")
     c.at_least("server.port", v["port"], 0, 65535)
     c.at_least("server.shutdown_grace", v["shutdown_grace"], 0)
+    c.at_least("server.body_timeout", v["body_timeout"], 1)
     if v["public_url"]:
         problem = url_problem(v["public_url"], allow_http=True)
         if problem:

@@ -3,7 +3,8 @@
 Every key is stored under a prefix (default `tokenbroker:`; `?prefix=...` in the URL or the
 `prefix=` argument), so the broker can share a Redis with other software. TTLs are Redis's own
 (`SET ... PX`), counted on the server; `put_if_absent` is `SET NX PX`, `take` is `GETDEL`,
-`scan` is `SCAN MATCH <escaped prefix>*` then `MGET`. `rediss://` verifies the server's
+`scan` is `SCAN MATCH <escaped prefix>*` then `MGET`; `incr` (shared counters, e.g. the
+throttle's) is `INCR` + `PEXPIRE` on creation, in one Lua script. `rediss://` verifies the server's
 certificate and host name (system CAs plus `[tls] ca_bundle`); the password comes from the URL or
 `store.password`, or Entra ID tokens from a credential provider (downstream/redis_entra.py). Connect and socket timeouts are short
 and a failed connection is retried once without backoff, so an outage surfaces as
@@ -28,6 +29,11 @@ from service.storage.base import StoreUnavailable, check_key, check_ttl, decode_
 DEFAULT_PREFIX = "tokenbroker:"
 _GLOB = re.compile(r"([*?\[\]\\])")
 _MGET_BATCH = 500
+_INCR_WITH_EXPIRY = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
 
 
 def split_prefix(url: str) -> tuple[str, str | None]:
@@ -135,6 +141,14 @@ class RedisStore:
         except (RedisError, OSError) as e:
             raise self._unavailable(e) from e
         return sorted(found, key=lambda kv: kv[0])
+
+    async def incr(self, key: str, *, ttl: float) -> int:
+        """Atomically add 1 to a counter (created at 1 with `ttl`; the TTL is not extended)."""
+        try:
+            px = max(1, round(float(check_ttl(ttl) or 0) * 1000))   # ttl is required here (a positive number)
+            return int(await self._redis.eval(_INCR_WITH_EXPIRY, 1, self._k(key), px))
+        except (RedisError, OSError) as e:
+            raise self._unavailable(e) from e
 
     async def ping(self) -> bool:
         """False when Redis does not answer; `last_error` then says why (no secrets in it)."""

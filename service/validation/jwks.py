@@ -5,7 +5,11 @@
   last known good value (an outage never drops warm keys);
 - an unknown `kid` triggers a refetch at most once per `cooldown` seconds per JWKS URL;
 - every fetch has a deadline (`timeout`, at most 5 s) and a response-size cap (`max_bytes`),
-  and never blocks the event loop (unlike PyJWT's `PyJWKClient`).
+  and never blocks the event loop (unlike PyJWT's `PyJWKClient`);
+- failed fetches back off per upstream host (one state for the whole process): after the n-th
+  consecutive failure no fetch to that host is tried for min(30, 2^(n-1)) s × a jitter in
+  [0.5, 1]; meanwhile a request needing a fetch gets 503 `temporarily_unavailable` with
+  `Retry-After` at once. The first success ends the backoff.
 
 The cache never creates a ClientSession; it is given one. No aiohttp.web here.
 """
@@ -14,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,6 +36,8 @@ from service.validation.jwt_checks import PublicKey, b64url_decode
 log = get_logger("tokenbroker.jwks")
 
 MAX_FETCH_SECONDS = 5.0
+BACKOFF_FIRST = 1.0      # seconds after the first failure (before jitter)
+BACKOFF_MAX = 30.0
 _CURVES: dict[str, type[ec.SECP256R1 | ec.SECP384R1 | ec.SECP521R1]] = {
     "P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}
 
@@ -99,6 +107,29 @@ class _Entry:
     inflight: asyncio.Task | None = field(default=None, repr=False)
 
 
+@dataclass
+class Backoff:
+    """Consecutive fetch failures of one upstream host, and when the next fetch may be tried."""
+    failures: int = 0
+    retry_at: float = 0.0
+
+    def wait(self, now: float) -> float:
+        return max(0.0, self.retry_at - now)
+
+    def failed(self, now: float, jitter: float) -> float:
+        self.failures += 1
+        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self.failures - 1)) * jitter
+        self.retry_at = now + delay
+        return delay
+
+    def succeeded(self) -> None:
+        self.failures, self.retry_at = 0, 0.0
+
+
+def _host(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
 class JwksCache:
     def __init__(self, session: aiohttp.ClientSession, *, timeout: float, cooldown: float = 30,
                  max_bytes: int = 65536, metrics: Metrics | None = None,
@@ -115,6 +146,8 @@ class JwksCache:
         self._docs: dict[str, _Entry] = {}
         self._jwks: dict[str, _Entry] = {}
         self._background: set[asyncio.Task] = set()
+        self._backoff: dict[str, Backoff] = {}
+        self._jitter: Callable[[], float] = lambda: random.uniform(0.5, 1.0)
 
     # --- public -------------------------------------------------------------------------------
 
@@ -172,9 +205,21 @@ class JwksCache:
     def _cooldown_over(self, entry: _Entry) -> bool:
         return entry.attempted_at is None or self._clock() - entry.attempted_at >= self._cooldown
 
+    def backoff(self, url: str) -> Backoff:
+        return self._backoff.setdefault(_host(url), Backoff())
+
+    def _refuse_during_backoff(self, url: str) -> None:
+        wait = self.backoff(url).wait(self._clock())
+        if wait > 0:
+            self._count("cache_events_total", cache="jwks", event="backoff")
+            raise DownstreamError("The identity provider is unavailable; retry later.", status=503,
+                                  service="jwks", retry_after=max(1, math.ceil(wait)),
+                                  detail=f"{_host(url)}: backing off", reason="jwks_backoff")
+
     async def _refresh(self, entry: _Entry, url: str,
                        loader: Callable[[str], Awaitable[Any]]) -> None:
         if entry.inflight is None:
+            self._refuse_during_backoff(url)
             entry.attempted_at = self._clock()
             entry.inflight = asyncio.ensure_future(self._run(entry, url, loader))
         else:
@@ -182,7 +227,7 @@ class JwksCache:
         await asyncio.shield(entry.inflight)
 
     def _refresh_in_background(self, entry: _Entry, url: str, loader: Callable[[str], Awaitable[Any]]) -> None:
-        if entry.inflight is not None or not self._cooldown_over(entry):
+        if entry.inflight is not None or not self._cooldown_over(entry) or self.backoff(url).wait(self._clock()):
             return
         entry.attempted_at = self._clock()
         entry.inflight = task = asyncio.ensure_future(self._run(entry, url, loader))
@@ -195,13 +240,18 @@ class JwksCache:
             task.exception()  # already logged; mark retrieved
 
     async def _run(self, entry: _Entry, url: str, loader: Callable[[str], Awaitable[Any]]) -> None:
+        backoff = self.backoff(url)
         try:
             entry.value = await loader(url)
             entry.fetched_at = self._clock()
+            backoff.succeeded()
         except FetchError as e:
-            log.warning("jwks.fetch_failed", url=url, error=str(e)[:200])
+            delay = backoff.failed(self._clock(), self._jitter())
+            log.warning("jwks.fetch_failed", url=url, error=str(e)[:200], failures=backoff.failures,
+                        backoff_seconds=round(delay, 2))
             raise DownstreamError("The identity provider's keys are unavailable.", status=503,
-                                  service="jwks", detail=f"{url}: {e}", reason="jwks") from e
+                                  service="jwks", retry_after=max(1, math.ceil(delay)),
+                                  detail=f"{url}: {e}", reason="jwks") from e
         finally:
             entry.inflight = None
 

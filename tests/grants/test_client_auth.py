@@ -15,7 +15,7 @@ from service.settings import ClientSettings, Settings, load_settings
 SETTINGS = load_settings(f"""
 [[clients]]
 client_id = "a b:c"
-client_secret = "s3cr=t&+:%"
+client_secret = "s3cr=t&+:%-0123456789abcdefghijk"
 [[clients]]
 client_id = "hashed"
 client_secret = "sha256:{hashlib.sha256(b'pw').hexdigest()}"
@@ -29,8 +29,8 @@ def basic(raw: str) -> str:
 
 
 def test_basic_credentials_are_form_decoded_per_rfc6749():
-    creds = extract(basic("a+b%3Ac:s3cr%3Dt%26%2B%3A%25"), {})
-    assert (creds.client_id, creds.secret, creds.basic) == ("a b:c", "s3cr=t&+:%", True)
+    creds = extract(basic("a+b%3Ac:s3cr%3Dt%26%2B%3A%25-0123456789abcdefghijk"), {})
+    assert (creds.client_id, creds.secret, creds.basic) == ("a b:c", "s3cr=t&+:%-0123456789abcdefghijk", True)
     assert authenticate(SETTINGS, creds).client_id == "a b:c"
 
 

@@ -35,7 +35,7 @@ client_id = "signer"
 jwks = "{keys.path}"
 [[clients]]
 client_id = "secretive"
-client_secret = "s3cret"
+client_secret = "s3cret-0123456789abcdefghijklmno"
 """, {}, base_dir=tmp_path)
     store = open_store("memory://", dev=True)
     assertions = ClientAssertions(load_client_keys(settings), issuer_url=ISSUER, replay=ReplayCache(store))
@@ -169,7 +169,7 @@ async def test_a_keyed_client_cannot_use_a_secret_and_a_secret_client_cannot_use
     await refused(auth, [("client_id", "signer"), ("client_secret", "anything")])
     other = ClientKeys.create(tmp_path, "secretive", ISSUER, kinds=("EC",))
     assert await refused(auth, other.form()) == "assertion_client_has_no_jwks"
-    assert (await authenticate(auth, [("client_id", "secretive"), ("client_secret", "s3cret")])).client_id \
+    assert (await authenticate(auth, [("client_id", "secretive"), ("client_secret", "s3cret-0123456789abcdefghijklmno")])).client_id \
         == "secretive"
 
 

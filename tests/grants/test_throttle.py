@@ -70,22 +70,24 @@ def test_max_failures_zero_disables():
     assert fail(t, KEYS, 1000) == [] and t.check(KEYS, T0) is None and len(t) == 0
 
 
-def test_memory_is_bounded_least_recently_touched_key_first():
+def test_memory_is_bounded_least_recently_touched_counter_first_never_a_lock():
     t = Throttle(max_failures=2, window=60, lockout=30, max_keys=3)
-    fail(t, ("client:a",), 2)
+    fail(t, ("client:a",), 2)            # locked
     fail(t, ("client:b",), 1)
     fail(t, ("client:c",), 1)
-    fail(t, ("client:b",), 1)            # b touched again: a is now the oldest
-    fail(t, ("client:d",), 1)
+    fail(t, ("client:b",), 1)            # b locked too
+    fail(t, ("client:d",), 1)            # the table is full: c (an unlocked counter) goes
     assert len(t) == 3
-    assert t.check(("client:a",), T0) is None, "a was evicted (and with it its lock)"
+    assert t.check(("client:a",), T0) == 30, "a lock is never evicted before its lockout ends"
     assert t.check(("client:b",), T0) == 30
+    fail(t, ("client:c",), 1)            # c starts again from zero: one failure, not locked
+    assert t.check(("client:c",), T0) is None
 
 
 def test_huge_claimed_ids_cost_no_more_memory_than_short_ones():
     t = Throttle(max_failures=2, window=60, lockout=30)
     fail(t, ("client:" + "x" * 60_000,), 2)
-    assert all(len(k) < 64 for k in t._slots)
+    assert all(len(k) < 64 for k in t._locked)
     assert t.check(("client:" + "x" * 60_000,), T0) == 30
 
 

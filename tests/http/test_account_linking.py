@@ -54,7 +54,7 @@ url = "sqlite:///state.db"
 {idp("social", "jit")}{idp("workforce", "require_linked")}{idp("partner", "link_by_attribute", '["email", "employee_id"]')}
 [[clients]]
 client_id = "portal"
-client_secret = "portal-secret"
+client_secret = "portal-secret-0123456789abcdefgh"
 allowed_issuers = ["social", "workforce", "partner", "self"]
 allowed_audiences = ["dashboard"]
 allowed_scopes = ["read"]
@@ -86,7 +86,7 @@ async def _client(aiohttp_client, config):
 
 
 async def exchange(client, token: str, **kw):
-    resp = await client.post("/oauth2/token", data=exchange_form(token, **kw), headers=basic("portal", "portal-secret"))
+    resp = await client.post("/oauth2/token", data=exchange_form(token, **kw), headers=basic("portal", "portal-secret-0123456789abcdefgh"))
     return resp.status, await resp.json()
 
 
@@ -172,7 +172,7 @@ async def test_our_own_tokens_and_refreshes_keep_the_account(client):
     assert claims_of(again)["sub"] == account and claims_of(again)["name"] == "Gus"
     resp = await client.post("/oauth2/token", data={"grant_type": "refresh_token",
                                                     "refresh_token": body["refresh_token"]},
-                             headers=basic("portal", "portal-secret"))
+                             headers=basic("portal", "portal-secret-0123456789abcdefgh"))
     assert resp.status == 200
     refreshed = claims_of(await resp.json())
     assert refreshed["sub"] == account and refreshed["name"] == "Gus"
@@ -194,7 +194,7 @@ url = "sqlite:///state.db"
 {entra_block(emu, scope_map='{ user_impersonation = ["read"] }', linking=f'"{linking}"', lookup_attributes=lookup)}
 [[clients]]
 client_id = "portal"
-client_secret = "portal-secret"
+client_secret = "portal-secret-0123456789abcdefgh"
 allowed_issuers = ["entra"]
 allowed_audiences = ["dashboard"]
 allowed_scopes = ["read"]

@@ -21,8 +21,8 @@ from tests.support.serve_process import PARTNER_ISSUER_TOML
 
 SPA = demo.CLIENT_ID
 TEAMS_SCOPES = ["Teams.ManageCalls", "Teams.ManageChats"]
-SECRETS = {"teams-app": "teams-app-secret", "dash-only": "dash-only-secret", "partner-app": "partner-secret",
-           "ghost-app": "ghost-secret", "no-entra": "no-entra-secret"}
+SECRETS = {"teams-app": "teams-app-secret-0123456789abcde", "dash-only": "dash-only-secret-0123456789abcde", "partner-app": "partner-secret-0123456789abcdefg",
+           "ghost-app": "ghost-secret-0123456789abcdefghi", "no-entra": "no-entra-secret-0123456789abcdef"}
 
 
 def broker_toml(entra, acs, keys_dir, entra_extra: str = "") -> str:
@@ -58,7 +58,7 @@ keys_dir = {json.dumps(str(keys_dir))}
 
 [[clients]]
 client_id = "teams-app"
-client_secret = "teams-app-secret"
+client_secret = "teams-app-secret-0123456789abcde"
 allowed_issuers = ["entra"]
 allowed_audiences = ["acs:teams", "obo:workspace", "dashboard"]
 allowed_scopes = ["read"]
@@ -66,25 +66,25 @@ refresh_tokens = true
 
 [[clients]]
 client_id = "dash-only"
-client_secret = "dash-only-secret"
+client_secret = "dash-only-secret-0123456789abcde"
 allowed_issuers = ["entra"]
 allowed_audiences = ["dashboard"]
 
 [[clients]]
 client_id = "no-entra"
-client_secret = "no-entra-secret"
+client_secret = "no-entra-secret-0123456789abcdef"
 allowed_issuers = ["partner"]
 allowed_audiences = ["acs:teams"]
 
 [[clients]]
 client_id = "partner-app"
-client_secret = "partner-secret"
+client_secret = "partner-secret-0123456789abcdefg"
 allowed_issuers = ["partner", "entra"]
 allowed_audiences = ["obo:workspace"]
 
 [[clients]]
 client_id = "ghost-app"
-client_secret = "ghost-secret"
+client_secret = "ghost-secret-0123456789abcdefghi"
 allowed_issuers = ["entra"]
 allowed_audiences = ["obo:ghost"]
 """

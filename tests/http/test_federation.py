@@ -40,7 +40,7 @@ algorithms = ["HS256"]
 
 [[clients]]
 client_id = "gateway"
-client_secret = "gateway-secret"
+client_secret = "gateway-secret-0123456789abcdefg"
 allowed_issuers = ["ci"]
 allowed_audiences = ["build-agent", "dashboard"]
 allowed_scopes = ["read", "write", "deploy"]
@@ -48,14 +48,14 @@ refresh_tokens = true
 
 [[clients]]
 client_id = "portal"
-client_secret = "portal-secret"
+client_secret = "portal-secret-0123456789abcdefgh"
 allowed_issuers = ["ci"]
 allowed_audiences = ["dashboard"]
 allowed_scopes = ["read"]
 
 [[clients]]
 client_id = "build-agent"
-client_secret = "build-agent-secret"
+client_secret = "build-agent-secret-0123456789abc"
 grant_types = []
 allowed_scopes = ["read", "deploy"]
 federated_identities = [{{ issuer = "ci", subject = "{WORKLOAD}", audience = "{FED_AUD}" }}]
@@ -73,9 +73,13 @@ async def _client(aiohttp_client, tmp_path):
     return await aiohttp_client(create_app(load_settings(TOML, {}, base_dir=tmp_path)))
 
 
+SECRET_OF = {"gateway": "gateway-secret-0123456789abcdefg", "portal": "portal-secret-0123456789abcdefgh",
+             "build-agent": "build-agent-secret-0123456789abc"}
+
+
 async def exchange(client, token: str, *, as_client: str = "gateway", **kw):
     resp = await client.post("/oauth2/token", data=exchange_form(token, **kw),
-                             headers=basic(as_client, f"{as_client}-secret"))
+                             headers=basic(as_client, SECRET_OF[as_client]))
     return resp.status, await resp.json()
 
 
@@ -142,7 +146,7 @@ def test_an_identity_claimed_by_two_clients_is_refused_at_load_naming_the_key(tm
     twin = f"""
 [[clients]]
 client_id = "impostor"
-client_secret = "impostor-secret"
+client_secret = "impostor-secret-0123456789abcdef"
 federated_identities = [{{ issuer = "ci", subject = "{WORKLOAD}", audience = "other" }}]
 """
     with pytest.raises(ConfigurationError) as err:

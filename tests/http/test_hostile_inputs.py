@@ -174,7 +174,8 @@ async def test_the_form_endpoints_answer_a_hostile_body_with_invalid_request(bro
     for path in ("/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"):
         resp = await broker.post(path, data=data, headers={**headers, **creds(path)})
         await check(resp, [PORTAL_SECRET])
-        assert resp.status == (413 if len(data) > 256 * 1024 else 400), path
+        undecodable = headers.get("Content-Encoding") == "br-nonsense"       # 415, issue 14
+        assert resp.status == (413 if len(data) > 256 * 1024 else 415 if undecodable else 400), path
         assert (await resp.json())["error"] == "invalid_request", path
 
 

@@ -31,14 +31,14 @@ def entra_toml(emu) -> str:
                        scope_map='{ user_impersonation = ["read", "write"] }') + """
 [[clients]]
 client_id = "spa-backend"
-client_secret = "spa-backend-secret"
+client_secret = "spa-backend-secret-0123456789abc"
 allowed_issuers = ["entra"]
 allowed_audiences = ["dashboard"]
 allowed_scopes = ["read"]
 
 [[clients]]
 client_id = "rs08"
-client_secret = "long-secure-random-secret"
+client_secret = "sha256:9240e884568b5711d2d566e9274836cc6e21db543b1f5e57939207197c2e1a58"   # the RFC 8693 A.1 vector's 30-character secret, hashed
 allowed_issuers = ["self", "partner"]
 allowed_audiences = ["https://backend.example.com/api", "urn:example:cooperation-context"]
 access_token_ttl = 60
@@ -59,7 +59,7 @@ def mint_entra(emu, **kw) -> str:
 
 async def spa_exchange(client, token: str, **extra):
     return await client.post("/oauth2/token", data=exchange_form(token, **extra),
-                             headers=basic("spa-backend", "spa-backend-secret"))
+                             headers=basic("spa-backend", "spa-backend-secret-0123456789abc"))
 
 
 async def test_an_entra_token_is_exchanged_with_tid_oid_and_a_local_sub(client, entra):

@@ -101,7 +101,7 @@ max_token_age = 300
 
 [[clients]]
 client_id = "federated"
-client_secret = "federated-secret"
+client_secret = "federated-secret-0123456789abcde"
 allowed_issuers = ["jwks-partner", "pem-partner", "partner"]
 allowed_audiences = ["dashboard"]
 allowed_scopes = ["read"]

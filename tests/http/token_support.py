@@ -66,19 +66,19 @@ allowed_scopes = ["read"]
 
 [[clients]]
 client_id = "reports"
-client_secret = "reports-secret"
+client_secret = "reports-secret-0123456789abcdefg"
 allowed_issuers = ["self"]
 allowed_audiences = ["archive"]
 allowed_scopes = ["read"]
 
 [[clients]]
 client_id = "inspector"
-client_secret = "inspector-secret"
+client_secret = "inspector-secret-0123456789abcde"
 grant_types = []
 """
 
-SECRETS = {"portal": PORTAL_SECRET, "dashboard": DASHBOARD_SECRET, "reports": "reports-secret",
-           "inspector": "inspector-secret", "federated": "federated-secret"}
+SECRETS = {"portal": PORTAL_SECRET, "dashboard": DASHBOARD_SECRET, "reports": "reports-secret-0123456789abcdefg",
+           "inspector": "inspector-secret-0123456789abcde", "federated": "federated-secret-0123456789abcde"}
 
 
 def make_settings(tmp_path: Path, extra_toml: str = "", base: str = BASE_TOML) -> Settings:

@@ -22,8 +22,8 @@ from tests.http.token_support import (
 from tests.support.oauth import basic_auth, ok, refused  # noqa: F401  (re-exported)
 from tests.support.store_keys import STORE_KEY_LINE
 
-SECRETS = {"portal": "portal:secret with % and +", "dashboard": "dashboard-secret", "reports": "reports-secret",
-           "mallory": "mallory-secret", "inspector": "inspector-secret", "vault": "vault-secret"}
+SECRETS = {"portal": "portal:secret with % and + padded", "dashboard": "dashboard-secret", "reports": "reports-secret-0123456789abcdefg",
+           "mallory": "mallory-secret-0123456789abcdefg", "inspector": "inspector-secret-0123456789abcde", "vault": "vault-secret-0123456789abcdefghi"}
 
 EC_PARTNER_ISS = "https://ec.partner.example"
 EC_PARTNER_KEY = ec.generate_private_key(ec.SECP256R1())

@@ -25,6 +25,7 @@ from pathlib import Path
 import jwt
 
 from tests.http.token_support import BROKER_AUD, PARTNER_ISS, PARTNER_SECRET
+from tests.support import log_hygiene
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKENBROKER = [sys.executable, "-m", "service"]
@@ -43,7 +44,7 @@ algorithms = ["HS256"]
 PORTAL_CLIENT_TOML = """
 [[clients]]
 client_id = "portal"
-client_secret = "portal-secret"
+client_secret = "portal-secret-0123456789abcdefgh"
 allowed_issuers = ["partner"]
 allowed_audiences = ["dashboard"]
 allowed_scopes = ["read"]
@@ -95,6 +96,7 @@ class ServeProcess:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.raw.append(line)
+            log_hygiene.observe(line)
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
@@ -232,7 +234,7 @@ def partner_exchange(url: str) -> str:
     form = urllib.parse.urlencode({
         "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "subject_token": subject,
         "subject_token_type": "urn:ietf:params:oauth:token-type:jwt", "audience": "dashboard"}).encode()
-    auth = b64encode(b"portal:portal-secret").decode()
+    auth = b64encode(b"portal:portal-secret-0123456789abcdefgh").decode()
     status, body = post(f"{url}/oauth2/token", form, {"Authorization": f"Basic {auth}"})
     assert status == 200, body
     return body["access_token"]

@@ -26,7 +26,7 @@ def entra_toml(emu) -> str:
     return entra_block(emu, allow_app_only="true") + """
 [[clients]]
 client_id = "spa-backend"
-client_secret = "spa-backend-secret"
+client_secret = "spa-backend-secret-0123456789abc"
 allowed_issuers = ["entra"]
 allowed_audiences = ["dashboard"]
 allowed_scopes = ["user_impersonation", "admin"]
@@ -49,7 +49,7 @@ def mint_entra(emu, **kw) -> str:
 
 async def spa(client, token: str, **extra):
     return await client.post("/oauth2/token", data=exchange_form(token, **extra),
-                             headers=basic("spa-backend", "spa-backend-secret"))
+                             headers=basic("spa-backend", "spa-backend-secret-0123456789abc"))
 
 
 async def refused_for(client, token: str, reason: str) -> None:

@@ -42,14 +42,14 @@ algorithms = ["HS256"]
 
 [[clients]]
 client_id = "deployer"
-client_secret = "deployer-secret"
+client_secret = "deployer-secret-0123456789abcdef"
 allowed_issuers = ["ci", "evil"]
 allowed_audiences = ["build-agent"]
 allowed_scopes = ["deploy", "read"]
 
 [[clients]]
 client_id = "build-agent"
-client_secret = "build-agent-secret"
+client_secret = "build-agent-secret-0123456789abc"
 allowed_scopes = ["deploy"]
 federated_identities = [{{ issuer = "ci", subject = "repo:acme/app", audience = "tokenbroker-federation" }}]
 """
@@ -61,7 +61,7 @@ def ci_token(iss: str, secret: str, sub: str = "repo:acme/app") -> str:
                        "iat": now, "exp": now + 300, "jti": secrets.token_hex(8)}, secret, algorithm="HS256")
 
 
-DEPLOYER = {"Authorization": "Basic " + base64.b64encode(b"deployer:deployer-secret").decode()}
+DEPLOYER = {"Authorization": "Basic " + base64.b64encode(b"deployer:deployer-secret-0123456789abcdef").decode()}
 
 
 async def test_a_request_refused_by_federation_does_not_use_up_a_single_use_token(aiohttp_client, tmp_path):
@@ -93,12 +93,12 @@ linking = "require_linked"
 
 [[clients]]
 client_id = "linker"
-client_secret = "linker-secret"
+client_secret = "linker-secret-0123456789abcdefgh"
 allowed_issuers = ["linked-only"]
 allowed_audiences = ["dashboard"]
 """
     client = await aiohttp_client(create_app(security_settings(tmp_path, extra)))
-    auth = {"Authorization": "Basic " + base64.b64encode(b"linker:linker-secret").decode()}
+    auth = {"Authorization": "Basic " + base64.b64encode(b"linker:linker-secret-0123456789abcdefgh").decode()}
     now = int(time.time())
     token = jwt.encode({"iss": "https://linked.example", "sub": "ext-9", "aud": BROKER_AUD, "iat": now,
                         "exp": now + 300, "jti": "once-9"}, CI_SECRET, algorithm="HS256")
