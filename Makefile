@@ -14,15 +14,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# System packages the tests need (Chromium for the browser tests); installed when
-# missing and we are allowed to (root), otherwise the browser tests say why they cannot run.
+# System packages: Chromium for the browser tests, wrk for `make bench`; installed when
+# missing and we are allowed to (root), otherwise the browser tests / bench say why they cannot run.
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1; then \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Debian's chromium for the browser tests"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	      || echo "WARNING: could not install chromium"; \
-	  else echo "WARNING: chromium missing and cannot be installed (not root)"; fi; \
+	    echo "installing Debian's$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "WARNING: could not install$$missing"; \
+	  else echo "WARNING:$$missing missing and cannot be installed (not root)"; fi; \
 	fi
 
 run: install
@@ -34,7 +37,7 @@ test: install system-deps
 lint: install
 	$(BIN)/ruff check service emulators minimal_client tests
 
-bench: install
+bench: install system-deps
 	$(BIN)/python -m bench | tee bench/RESULTS.md.new && mv bench/RESULTS.md.new bench/RESULTS.md
 	$(BIN)/python docs/build_readme.py
 

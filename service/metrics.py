@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -28,6 +30,9 @@ class Metrics:
                                           ["cache", "event"], registry=r)
         self.token_exchange_total = Counter("tokenbroker_token_exchange_total", "Token endpoint decisions",
                                             ["grant", "decision", "reason"], registry=r)
+        # which worker answered a scrape (each `serve --workers N` process has its own registry)
+        self.process_info = Gauge("tokenbroker_process_info", "This worker process", ["pid"], registry=r)
+        self.process_info.labels(str(os.getpid())).set(1)
         self.throttled_total = Counter("tokenbroker_throttled_total", "Requests refused 429 by the throttle",
                                        ["endpoint", "key_kind"], registry=r)
 
