@@ -8,7 +8,7 @@ WORKDIR /app
 FROM base AS runtime
 COPY pyproject.toml README.md ./
 COPY service/ service/
-RUN pip install . && useradd --system --uid 10001 broker && mkdir -p /data && chown broker /data
+RUN pip install '.[speed]' && useradd --system --uid 10001 broker && mkdir -p /data && chown broker /data
 USER broker
 ENV TOKENBROKER_CONFIG=/etc/tokenbroker/config.toml
 EXPOSE 8080

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 from .downstream.acs import AcsClient
@@ -63,6 +64,10 @@ CLIENT_MAX_SIZE = 256 * 1024
 KEY_RELOAD_INTERVAL = 5.0  # seconds; every replica reading one keys_dir converges this fast
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def outgoing_ssl_context(ca_bundle: str) -> ssl.SSLContext:
     """System CAs plus the configured extra bundle."""
     ctx = ssl.create_default_context()
@@ -77,7 +82,10 @@ async def _http_session(app: web.Application) -> AsyncIterator[None]:
                                      ttl_dns_cache=300)
     # Callers set per-call deadlines; this is the outer bound (aiohttp's default is 5 min).
     timeout = aiohttp.ClientTimeout(total=30, connect=5, sock_read=20)
-    session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=True)
+    # trust_env=False: proxy variables and ~/.netrc are NOT read (aiohttp would look ~/.netrc up in a
+    # thread on every call); the one proxy, if any, comes from `tls.proxy`.
+    session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False,
+                                    proxy=settings.tls.proxy or None, json_serialize=_json_dumps)
     app[HTTP] = session
     yield
     await session.close()

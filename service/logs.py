@@ -1,58 +1,139 @@
-"""Structured JSON logging (structlog), request-scoped context, and audit events.
+"""Structured JSON logging, request-scoped context, and audit events.
 
 Never log a token, secret or key: log `jti`, `kid`, `tid`, `oid`, app id or `short_hash`.
+
+The hot path does not touch the stdlib `logging` machinery: `get_logger(name)` is a structlog
+logger whose chain is request context → level → timestamp → orjson, written as one line
+(one `write`) straight to the stream. Third-party stdlib records (azure, aiohttp, asyncio) are
+still rendered as the same JSON lines through a root handler. Per-request fields (`tid`,
+`app_id`, `client_id`, ...) live in ONE context variable set by the request middleware
+(`bind(**fields)` adds to it), so rendering a line never walks every context variable.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from contextvars import ContextVar
+from collections.abc import MutableMapping
+from contextvars import ContextVar, Token
+from typing import IO, Any
 
+import orjson
 import structlog
 
 _request_id: ContextVar[str] = ContextVar("request_id", default="")
+_fields: ContextVar[dict[str, Any] | None] = ContextVar("log_fields", default=None)
+
+EventDict = MutableMapping[str, Any]
 
 
 def current_request_id() -> str:
     return _request_id.get()
 
 
-def set_request_id(value: str):
+def set_request_id(value: str) -> Token[str]:
     return _request_id.set(value)
 
 
-def reset_request_id(token) -> None:
+def reset_request_id(token: Token[str]) -> None:
     _request_id.reset(token)
 
 
-def _add_request_id(_logger, _name, event_dict):
+def start_request(request_id: str) -> tuple[Token[str], Token[dict[str, Any] | None]]:
+    """Bind a fresh request context (request id + an empty field dict); undo with `end_request`."""
+    return _request_id.set(request_id), _fields.set({})
+
+
+def end_request(tokens: tuple[Token[str], Token[dict[str, Any] | None]]) -> None:
+    _request_id.reset(tokens[0])
+    _fields.reset(tokens[1])
+
+
+def bind(**fields: Any) -> None:
+    """Add fields (ids, hashes — never a token) to every later line of the current request."""
+    current = _fields.get()
+    if current is None:
+        _fields.set(dict(fields))
+    else:
+        current.update(fields)
+
+
+def request_fields() -> dict[str, Any]:
+    """The fields bound to the current request so far (a copy)."""
+    return dict(_fields.get() or {})
+
+
+def _add_context(_logger: Any, _name: str, event_dict: EventDict) -> EventDict:
+    fields = _fields.get()
+    if fields:
+        for key, value in fields.items():
+            event_dict.setdefault(key, value)
     rid = _request_id.get()
     if rid and "request_id" not in event_dict:
         event_dict["request_id"] = rid
     return event_dict
 
 
-def configure_logging(*, json: bool = True, level: str = "INFO", stream=None) -> None:
+def _default(value: Any) -> Any:
+    return repr(value)
+
+
+_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+
+
+def _render_json(_logger: Any, _name: str, event_dict: EventDict) -> bytes:
+    return orjson.dumps(event_dict, default=_default, option=_OPTS)
+
+
+class LineWriter:
+    """structlog's final "logger": one whole line per `write` — a raw `os.write` on a real
+    file descriptor (no buffering, no lock: each line is one syscall, so lines never interleave),
+    or `write` + `flush` on any other text stream (tests use StringIO)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        try:
+            stream.flush()
+            self._fd: int | None = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
+
+    def msg(self, line: bytes | str) -> None:
+        if isinstance(line, str):
+            line = line.encode() if line.endswith("\n") else (line + "\n").encode()
+        if self._fd is not None:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self._fd, view):]
+        else:
+            self._stream.write(line.decode())
+            self._stream.flush()
+
+    log = debug = info = warn = warning = error = err = critical = exception = fatal = failure = msg
+
+
+def configure_logging(*, json: bool = True, level: str = "INFO", stream: IO[str] | None = None) -> None:
     """JSON lines on stdout (console renderer on a TTY when json=False); stdlib records too."""
     stream = stream or sys.stdout
-    shared = [
-        structlog.contextvars.merge_contextvars,
-        _add_request_id,
-        structlog.stdlib.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
-    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    writer = LineWriter(stream)
+    shared: list[Any] = [_add_context, structlog.processors.add_log_level,
+                         structlog.processors.TimeStamper(fmt="iso", utc=True)]
+    render: Any = _render_json if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, structlog.processors.format_exc_info, render],
+        logger_factory=lambda *_args: writer,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        # not cached: structlog.testing.capture_logs() must still see every logger
         cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.format_exc_info, renderer],
+                    structlog.processors.format_exc_info,
+                    structlog.processors.JSONRenderer(serializer=lambda v, **_kw: orjson.dumps(
+                        v, default=_default, option=orjson.OPT_NON_STR_KEYS).decode())
+                    if json else structlog.dev.ConsoleRenderer()],
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
@@ -64,13 +145,13 @@ def configure_logging(*, json: bool = True, level: str = "INFO", stream=None) ->
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-def get_logger(name: str):
+def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
 
 
 _audit = structlog.get_logger("tokenbroker.audit")
 
 
-def audit(event: str, **fields) -> None:
+def audit(event: str, **fields: Any) -> None:
     """One audit event: dotted name, decision, reason code, ids and hashes — never a token."""
     _audit.info(event, audit=True, **fields)

@@ -2,7 +2,8 @@
 
 - ONE aio `CommunicationIdentityClient` per app, on the app's shared aiohttp session
   (`AioHttpTransport(session=..., session_owner=False)`: pooled keep-alive connections that
-  trust `tls.ca_bundle`), with the SDK's retries off (`retry_total=0`) and explicit
+  trust `tls.ca_bundle`), with a minimal pipeline (acs_pipeline.py: no SDK retries, no HTTP
+  logging or redaction, no tracing) and explicit
   connection/read timeouts; our retry layer (retry.py) puts one deadline, `acs.timeout`,
   over all attempts.
 - Every call carries `x-ms-client-request-id` = the broker's request id, and records the ACS
@@ -36,6 +37,7 @@ from service.settings import AcsSettings, EntraSettings
 
 from .acs_auth import AcsAuth, build_auth
 from .acs_errors import TEAMS_EXCHANGE, classify, map_error
+from .acs_pipeline import acs_policies
 from .cache import SingleFlightCache
 from .retry import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, call_with_deadline
 
@@ -100,7 +102,7 @@ class AcsClient:
         transport = AioHttpTransport(session=session, session_owner=False,
                                      connection_timeout=min(5.0, acs.timeout), read_timeout=acs.timeout)
         self._client = CommunicationIdentityClient(auth.endpoint, auth.credential, transport=transport,
-                                                   retry_total=0)
+                                                   policies=acs_policies(auth.endpoint, auth.credential))
         self.teams_cache: SingleFlightCache[tuple[str, datetime, str | None]] = SingleFlightCache(
             "acs_teams", max_entries=cache_size, metrics=metrics)
 

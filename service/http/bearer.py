@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 
-import structlog
 from aiohttp import web
 
 from ..errors import (
@@ -25,6 +24,7 @@ from ..errors import (
     TokenScopeMissing,
     TokenValidationError,
 )
+from ..logs import bind as bind_log_fields
 from ..logs import get_logger
 from ..typedefs import CLOCK, ENTRA_VALIDATOR, METRICS
 from ..validation.entra import EntraPrincipal
@@ -89,5 +89,5 @@ async def authenticate(request: web.Request) -> EntraPrincipal:
         raise _refused(request, error, exc.reason, context) from exc
     request[PRINCIPAL_KEY] = principal
     # For the canonical http.request line (and every other line of this request).
-    structlog.contextvars.bind_contextvars(tid=principal.tid, app_id=principal.app_id)
+    bind_log_fields(tid=principal.tid, app_id=principal.app_id)
     return principal

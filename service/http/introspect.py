@@ -3,10 +3,10 @@ token's client or a client in its `aud`, everyone else gets `{"active": false}`.
 
 from __future__ import annotations
 
-import structlog
 from aiohttp import web
 
 from ..errors import BrokerError, InvalidRequest
+from ..logs import bind as bind_log_fields
 from ..typedefs import CLOCK, GRANTS
 from . import throttling
 from .forms import read_form, single
@@ -25,7 +25,7 @@ async def authenticated_token(request: web.Request) -> tuple[str, str]:
     except BrokerError as exc:
         throttling.note(request, keys, exc)
         raise
-    structlog.contextvars.bind_contextvars(client_id=client.client_id)
+    bind_log_fields(client_id=client.client_id)
     token = single(form, "token")
     single(form, "token_type_hint")   # a hint only, but still single-valued
     if token is None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 
-import structlog
 from aiohttp import web
 
 from ..errors import BrokerError, InvalidRequest, UnauthorizedClient
 from ..grants import GRANT_TYPES, TokenRequest
 from ..grants import audit as token_audit
 from ..grants.base import AuditTrace
+from ..logs import bind as bind_log_fields
 from ..typedefs import CLOCK, GRANTS, METRICS
 from . import throttling
 from .forms import read_form, single
@@ -28,7 +28,7 @@ async def token(request: web.Request) -> web.Response:
         client = await request.app[GRANTS].authenticate_client(request.headers.get("Authorization"), form,
                                                                now=request.app[CLOCK]())
         client_id = client.client_id
-        structlog.contextvars.bind_contextvars(client_id=client_id)
+        bind_log_fields(client_id=client_id)
         grant_type = single(form, "grant_type")
         if grant_type is None:
             raise InvalidRequest("The parameter grant_type is required.", reason="missing_grant_type")
