@@ -20,6 +20,7 @@ import hashlib
 import json
 import signal
 import socket
+import subprocess
 import sys
 import time
 import urllib.request
@@ -169,6 +170,8 @@ def run(args: argparse.Namespace) -> str:
             if run_.errors:
                 raise SystemExit(f"bench: the warm-up of {key} had {run_.errors} errors of {run_.requests}; "
                                  f"see {work}/*.stderr")
+        if args.profile:
+            return profile(s, args.profile.split(","), work, seconds=args.seconds, connections=args.connections)
         results: dict[str, list[Run]] = {k: [] for k in ORDER}
         counters: dict[str, Counters] = {}
         for rnd in range(args.rounds):
@@ -192,12 +195,28 @@ def run(args: argparse.Namespace) -> str:
                   connections=args.connections, tokens=count, started=started)
 
 
+def profile(s: dict[str, Scenario], keys: list[str], work: Path, *, seconds: float, connections: int) -> str:
+    """py-spy (from the dev extra) on the first server process of each scenario, under load."""
+    out = []
+    for key in keys:
+        pid = list(s[key].pids())[0]
+        dest = work / f"profile-{key}.txt"
+        spy = subprocess.Popen([str(Path(PY).parent / "py-spy"), "record", "--format", "raw", "-r", "200", "-d", f"{seconds:g}",
+                                "-p", str(pid), "-o", str(dest)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        r = wrk_run(s[key], seconds=seconds, connections=connections)
+        spy.wait(timeout=seconds + 60)
+        out.append(f"{key}: {r.rps:,.0f} req/s, {r.cpu_us:,.0f} µs CPU/request, {r.errors} errors -> {dest}")
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench")
     p.add_argument("--quick", action="store_true", help="smoke test: small lists, one short round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=5.0, help="per wrk run")
     p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--profile", metavar="SCENARIO[,...]", help="py-spy one worker per scenario; no table")
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.seconds = 1, 1.0

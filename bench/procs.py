@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,17 @@ class Proc:
         """The serving processes: the workers when there are any, else the process itself."""
         workers = [int(s["pid"]) for s in self.started if "pid" in s]
         return workers or [self.popen.pid]
+
+
+def _started_lines(path: Path) -> list[dict]:
+    found = []
+    for line in path.read_text().splitlines():
+        if '"server.started"' in line and line.startswith("{"):
+            try:
+                found.append(json.loads(line))
+            except ValueError:
+                continue
+    return found
 
 
 def _children(pid: int) -> list[int]:
@@ -77,34 +87,24 @@ class Stack:
         self.stop_all()
 
     def start(self, name: str, argv: list[str], *, expect: int = 1, env: dict | None = None) -> Proc:
-        """Run `argv`, wait for `expect` JSON `server.started` lines on its stdout."""
-        log = open(self.workdir / f"{name}.stderr", "w")  # noqa: SIM115 - closed with the process
-        popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
-                                 start_new_session=True, cwd=Path(__file__).resolve().parent.parent)
-        log.close()
+        """Run `argv`, wait for `expect` JSON `server.started` lines in its stdout.
+
+        stdout goes to a file (`<name>.stdout`), like a container runtime's log file: a pipe read
+        by this process would slow the server down with back-pressure and measure the reader.
+        """
+        out_path = self.workdir / f"{name}.stdout"
+        with open(out_path, "w") as out, open(self.workdir / f"{name}.stderr", "w") as err:
+            popen = subprocess.Popen(argv, stdout=out, stderr=err, text=True, env=env, start_new_session=True,
+                                     cwd=Path(__file__).resolve().parent.parent)
         proc = Proc(name, popen)
         self.procs.append(proc)
-        got = threading.Event()
-
-        def read() -> None:   # keep draining stdout: a full pipe would stall the server
-            assert popen.stdout is not None
-            for line in popen.stdout:
-                if line.startswith("{"):
-                    try:
-                        event = json.loads(line)
-                    except ValueError:
-                        continue
-                    if event.get("event") == "server.started":
-                        proc.started.append(event)
-                        if len(proc.started) >= expect:
-                            got.set()
-
-        threading.Thread(target=read, daemon=True).start()
         deadline = time.monotonic() + START_TIMEOUT
-        while not got.wait(0.2):
+        while len(proc.started) < expect:
             if popen.poll() is not None or time.monotonic() > deadline:
                 tail = (self.workdir / f"{name}.stderr").read_text()[-2000:]
                 raise SystemExit(f"bench: {name} did not start (exit {popen.poll()}):\n{tail}")
+            time.sleep(0.1)
+            proc.started = _started_lines(out_path)
         return proc
 
     def stop(self, proc: Proc) -> None:

@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -79,8 +81,15 @@ def _text(value: Any, operation: str, field: str) -> str:
 
 
 def iso_utc(value: datetime) -> str:
-    """The broker's one expiry format: seconds precision, UTC, `Z` (e.g. 2026-11-23T10:00:00Z)."""
-    return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The broker's one expiry format: seconds precision, UTC, `Z` (e.g. 2026-11-23T10:00:00Z).
+
+    Memoised per second: a cached Teams exchange answers with the same expiry every time."""
+    return _iso_seconds(math.floor(value.timestamp()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def teams_cache_ttl(expires_on: datetime, now: float) -> float:

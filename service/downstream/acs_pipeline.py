@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from azure.communication.identity._version import SDK_MONIKER
 from azure.communication.identity._shared.auth_policy_utils import get_authentication_policy
+from azure.communication.identity._version import SDK_MONIKER
 from azure.core.pipeline.policies import (
     ContentDecodePolicy,
     CustomHookPolicy,

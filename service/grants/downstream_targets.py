@@ -131,7 +131,7 @@ class DownstreamTargets:
         targets = req.targets
         trace.audience = targets
         requested_scopes = req.requested_scopes()
-        issuer_name = self._subjects.route(subject_token, subject_type)
+        issuer_name = self._subjects.route(subject_token, subject_type, now=now)
         trace.issuer = issuer_name
         decision = evaluate(PolicyInput(req.client, TOKEN_EXCHANGE, issuer_name, targets, requested_scopes),
                             self._settings)

@@ -123,7 +123,7 @@ class TokenExchangeGrant:
         trace.audience = targets
         requested_scopes = req.requested_scopes()
 
-        issuer_name = self._subjects.route(subject_token, subject_type)
+        issuer_name = self._subjects.route(subject_token, subject_type, now=now)
         trace.issuer = issuer_name
         inp = policy.PolicyInput(req.client, self.GRANT_TYPE, issuer_name, targets, requested_scopes)
         first = policy.evaluate(inp)

@@ -30,6 +30,7 @@ from ..typedefs import ACS_CLIENT, ACS_IDENTITIES, SETTINGS
 from ..validation.entra import EntraPrincipal
 from .api_acs_openapi import OPENAPI
 from .bearer import authenticate
+from .json_body import json_response
 from .teams_token import check_teams_token, teams_header
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -66,7 +67,7 @@ class _Audit:
 
 
 def _json(body: dict, status: int) -> web.Response:
-    return web.json_response(body, status=status, headers=NO_STORE)
+    return json_response(body, status=status, headers=NO_STORE)
 
 
 Handler = Callable[[web.Request, EntraPrincipal, _Audit], Awaitable[web.StreamResponse]]

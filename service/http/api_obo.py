@@ -16,6 +16,7 @@ from ..downstream.entra_obo import EntraOboClient, OboCaller
 from ..errors import AccessDenied, NotFound
 from ..typedefs import CLOCK, OBO_CLIENT
 from .bearer import authenticate, bearer_token
+from .json_body import json_response
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -36,7 +37,7 @@ async def obo_token(request: web.Request) -> web.Response:
     expires_in = max(0, math.floor(token.expires_on - request.app[CLOCK]()))
     body = {"access_token": token.access_token, "token_type": "Bearer", "expires_in": expires_in,
             "scope": token.scope}
-    return web.json_response(body, headers=NO_STORE)
+    return json_response(body, headers=NO_STORE)
 
 
 def setup(app: web.Application) -> None:

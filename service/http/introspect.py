@@ -10,6 +10,7 @@ from ..logs import bind as bind_log_fields
 from ..typedefs import CLOCK, GRANTS
 from . import throttling
 from .forms import read_form, single
+from .json_body import json_response
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -37,7 +38,7 @@ async def introspect(request: web.Request) -> web.Response:
     client_id, token = await authenticated_token(request)
     body = await request.app[GRANTS].introspector.introspect(token, client_id=client_id,
                                                              now=request.app[CLOCK]())
-    return web.json_response(body, headers=NO_STORE)
+    return json_response(body, headers=NO_STORE)
 
 
 def setup(app: web.Application) -> None:

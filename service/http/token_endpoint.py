@@ -14,6 +14,7 @@ from ..logs import bind as bind_log_fields
 from ..typedefs import CLOCK, GRANTS, METRICS
 from . import throttling
 from .forms import read_form, single
+from .json_body import json_response
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -48,7 +49,7 @@ async def token(request: web.Request) -> web.Response:
         raise
     token_audit.record(client_id=client_id, grant=grant, trace=trace, decision="allow", reason="issued",
                        latency_ms=(time.perf_counter() - started) * 1000, metrics=request.app[METRICS])
-    return web.json_response(response.body(), headers=NO_STORE)
+    return json_response(response.body(), headers=NO_STORE)
 
 
 def setup(app: web.Application) -> None:

@@ -125,6 +125,7 @@ class EntraValidator:
         self._cache: OrderedDict[str, _Verified] = OrderedDict()
         self._cache_ttl = cache_ttl
         self._cache_size = cache_size
+        self._events: dict[str, Any] = {}    # cache_events_total children, bound once
 
     # --- public -------------------------------------------------------------------------------
 
@@ -274,7 +275,20 @@ class EntraValidator:
             self._cache.popitem(last=False)
             self._count("evicted")
 
+    def verified_issuer(self, token: str, *, now: float) -> str | None:
+        """The `iss` of this exact token (sha256) while it has passed steps 1-5 and is cached,
+        else None: routing a subject token needs no parsing then (step 6 runs in `validate`)."""
+        entry = self._cache.get(sha256_hex(token))
+        if entry is None or now >= entry.until:
+            return None
+        iss = entry.claims.get("iss")
+        return iss if isinstance(iss, str) else None
+
     def _count(self, event: str) -> None:
         if self._metrics is not None:
-            self._metrics.cache_events_total.labels(cache="entra_tokens", event=event).inc()
+            child = self._events.get(event)
+            if child is None:
+                child = self._events[event] = self._metrics.cache_events_total.labels(
+                    cache="entra_tokens", event=event)
+            child.inc()
 
