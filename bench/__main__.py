@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import hashlib
 import json
 import signal
 import socket
@@ -58,19 +57,10 @@ def _free_port() -> int:
 
 
 def _token_list(work: Path, name: str, template: str, key_pem: bytes, count: int) -> Path:
-    """A file of `count` distinct tokens like `template`; reused while its tokens stay valid."""
-    path, meta_path = work / f"{name}.tokens", work / f"{name}.meta.json"
-    payload = json.loads(base64.urlsafe_b64decode(template.split(".")[1] + "=="))
-    # the emulator's kid changes with each start (a new self-signed certificate): compare the header
-    meta = {"key": hashlib.sha256(key_pem).hexdigest(), "header": template.split(".")[0], "count": count,
-            "claims": sorted(payload)}
-    if path.exists() and meta_path.exists():
-        old = json.loads(meta_path.read_text())
-        if {k: old.get(k) for k in meta} == meta and old.get("exp", 0) > time.time() + 1800:
-            return path
+    """A file of `count` distinct tokens like `template` (the emulator's kid changes with every
+    start, so the lists are minted afresh on every run)."""
     started = time.monotonic()
-    write_list(path, distinct_copies(template, key_pem, count, tag=name))
-    meta_path.write_text(json.dumps({**meta, "exp": payload["exp"]}))
+    path = write_list(work / f"{name}.tokens", distinct_copies(template, key_pem, count, tag=name))
     _say(f"minted {count:,} {name} tokens in {time.monotonic() - started:.0f} s")
     return path
 
@@ -89,7 +79,7 @@ def _one(path: Path, token: str) -> Path:
 def run(args: argparse.Namespace) -> str:
     from emulators.entra import demo
 
-    work = ROOT / ".bench"
+    work = Path(args.workdir).resolve() if args.workdir else ROOT / ".bench" / ("quick" if args.quick else "full")
     pki = work / "pki"
     (work / "broker").mkdir(parents=True, exist_ok=True)
     count = QUICK_TOKENS if args.quick else DISTINCT_TOKENS
@@ -216,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=5.0, help="per wrk run")
     p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--workdir", help="state, token lists and server logs (default .bench/full or .bench/quick)")
     p.add_argument("--profile", metavar="SCENARIO[,...]", help="py-spy one worker per scenario; no table")
     args = p.parse_args(argv)
     if args.quick:
