@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import MutableMapping
 from contextvars import ContextVar, Token
 from typing import IO, Any
@@ -119,11 +120,14 @@ def configure_logging(*, json: bool = True, level: str = "INFO", stream: IO[str]
     writer = LineWriter(stream)
     shared: list[Any] = [_add_context, structlog.processors.add_log_level,
                          structlog.processors.TimeStamper(fmt="iso", utc=True)]
+    global _fast
     render: Any = _render_json if json else structlog.dev.ConsoleRenderer()
+    chain = [*shared, structlog.processors.format_exc_info, render]
+    min_level = logging.getLevelName(level.upper())
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, render],
+        processors=chain,
         logger_factory=lambda *_args: writer,
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        wrapper_class=structlog.make_filtering_bound_logger(min_level),
         # not cached: structlog.testing.capture_logs() must still see every logger
         cache_logger_on_first_use=False,
     )
@@ -135,6 +139,7 @@ def configure_logging(*, json: bool = True, level: str = "INFO", stream: IO[str]
                         v, default=_default, option=orjson.OPT_NON_STR_KEYS).decode())
                     if json else structlog.dev.ConsoleRenderer()],
     )
+    _fast = _Fast(chain, writer, min_level) if json else None
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
@@ -145,11 +150,90 @@ def configure_logging(*, json: bool = True, level: str = "INFO", stream: IO[str]
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-def get_logger(name: str) -> Any:
-    return structlog.get_logger(name)
+class Logger:
+    """What `get_logger(name)` returns: `debug/info/warning/error/critical/exception(event, **kw)`.
+
+    After `configure_logging(json=True)` and while structlog still runs exactly that chain, a
+    line is built here directly (context, level, timestamp, orjson, one write) — the same
+    line structlog would render, without building a bound logger per call. Otherwise (console
+    output, `structlog.testing.capture_logs()`, another configuration) it is structlog's
+    `get_logger(name)` with every processor.
+    """
+
+    __slots__ = ("_proxy",)
+
+    def __init__(self, name: str) -> None:
+        self._proxy = structlog.get_logger(name)
+
+    def _emit(self, method: str, level: int, event: str, kw: dict[str, Any]) -> None:
+        fast = _fast
+        if fast is None or structlog.get_config()["processors"] is not fast.chain or fast.chain != fast.expected:
+            getattr(self._proxy, method)(event, **kw)
+            return
+        if level < fast.level:
+            return
+        kw["event"] = event
+        _add_context(None, method, kw)
+        kw["level"] = _LEVEL_NAMES[method]
+        kw["timestamp"] = _timestamp()
+        if method == "exception":
+            kw.setdefault("exc_info", True)
+            structlog.processors.format_exc_info(None, method, kw)
+        fast.writer.msg(orjson.dumps(kw, default=_default, option=_OPTS))
+
+    def debug(self, event: str, **kw: Any) -> None:
+        self._emit("debug", logging.DEBUG, event, kw)
+
+    def info(self, event: str, **kw: Any) -> None:
+        self._emit("info", logging.INFO, event, kw)
+
+    def warning(self, event: str, **kw: Any) -> None:
+        self._emit("warning", logging.WARNING, event, kw)
+
+    warn = warning
+
+    def error(self, event: str, **kw: Any) -> None:
+        self._emit("error", logging.ERROR, event, kw)
+
+    def exception(self, event: str, **kw: Any) -> None:
+        self._emit("exception", logging.ERROR, event, kw)
+
+    def critical(self, event: str, **kw: Any) -> None:
+        self._emit("critical", logging.CRITICAL, event, kw)
 
 
-_audit = structlog.get_logger("tokenbroker.audit")
+_LEVEL_NAMES = {"debug": "debug", "info": "info", "warning": "warning", "error": "error",
+                "exception": "error", "critical": "critical"}
+
+
+class _Fast:
+    """The JSON chain configure_logging installed, as a fast path for `Logger`."""
+
+    def __init__(self, chain: list[Any], writer: LineWriter, level: int) -> None:
+        self.chain, self.expected, self.writer, self.level = chain, list(chain), writer, level
+
+
+_fast: _Fast | None = None
+_stamp_second = -1
+_stamp_prefix = ""
+
+
+def _timestamp() -> str:
+    """`2026-11-23T10:00:00.123456Z` (what structlog's TimeStamper(fmt="iso", utc=True) writes),
+    the date part formatted once per second."""
+    global _stamp_second, _stamp_prefix
+    now = time.time()
+    second = int(now)
+    if second != _stamp_second:
+        _stamp_second, _stamp_prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_stamp_prefix}.{int((now - second) * 1_000_000):06d}Z"
+
+
+def get_logger(name: str) -> Logger:
+    return Logger(name)
+
+
+_audit = Logger("tokenbroker.audit")
 
 
 def audit(event: str, **fields: Any) -> None:

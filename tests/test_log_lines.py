@@ -103,3 +103,16 @@ def test_exceptions_are_rendered_into_the_line(restore_logging):
         get_logger("x").exception("http.unexpected_error")
     (line,) = _lines(stream.getvalue())
     assert line["level"] == "error" and "ValueError: boom" in line["exception"]
+
+
+def test_capture_logs_still_sees_every_event_after_configure_logging(restore_logging):
+    from structlog.testing import capture_logs
+    stream = io.StringIO()
+    configure_logging(json=True, stream=stream)
+    with capture_logs() as captured:
+        audit("acs.teams_exchange", decision="allow")
+        get_logger("x").warning("w", n=2)
+    assert [(e["event"], e["log_level"]) for e in captured] == [("acs.teams_exchange", "info"), ("w", "warning")]
+    assert stream.getvalue() == ""                 # captured instead of written
+    get_logger("x").info("after")
+    assert _lines(stream.getvalue())[0]["event"] == "after"
