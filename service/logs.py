@@ -12,6 +12,8 @@ still rendered as the same JSON lines through a root handler. Per-request fields
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import os
 import sys
@@ -88,28 +90,59 @@ def _render_json(_logger: Any, _name: str, event_dict: EventDict) -> bytes:
 
 
 class LineWriter:
-    """structlog's final "logger": one whole line per `write` — a raw `os.write` on a real
-    file descriptor (no buffering, no lock: each line is one syscall, so lines never interleave),
-    or `write` + `flush` on any other text stream (tests use StringIO)."""
+    """structlog's final "logger": whole lines only.
+
+    On a real file descriptor, lines logged from the event loop are collected and written with
+    ONE `os.write` at the end of the current loop iteration (`call_soon`): concurrent requests
+    share a syscall, and nothing waits longer than the iteration that logged it. Outside a
+    running loop (start-up, threads, the CLI) a line is written at once. Any other text stream
+    (tests use StringIO) gets `write` + `flush` per line.
+    """
 
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
+        self._pending: list[bytes] = []
+        self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         try:
             stream.flush()
             self._fd: int | None = stream.fileno()
         except (AttributeError, OSError, ValueError):
             self._fd = None
+        atexit.register(self.flush)
 
     def msg(self, line: bytes | str) -> None:
         if isinstance(line, str):
             line = line.encode() if line.endswith("\n") else (line + "\n").encode()
-        if self._fd is not None:
-            view = memoryview(line)
-            while view:
-                view = view[os.write(self._fd, view):]
-        else:
+        if self._fd is None:
             self._stream.write(line.decode())
             self._stream.flush()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write(line)
+            return
+        self._pending.append(line)
+        if not self._scheduled or self._loop is not loop:   # (a loop closed before flushing)
+            self._scheduled, self._loop = True, loop
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError:   # stdout closed: logging must never take the request down
+            pass
 
     log = debug = info = warn = warning = error = err = critical = exception = fatal = failure = msg
 

@@ -116,3 +116,17 @@ def test_capture_logs_still_sees_every_event_after_configure_logging(restore_log
     assert stream.getvalue() == ""                 # captured instead of written
     get_logger("x").info("after")
     assert _lines(stream.getvalue())[0]["event"] == "after"
+
+
+async def test_lines_logged_in_the_loop_are_written_together_by_the_end_of_the_iteration(restore_logging, tmp_path):
+    import asyncio
+    path = tmp_path / "out.log"
+    with open(path, "w") as stream:
+        configure_logging(json=True, stream=stream)
+        log = get_logger("x")
+        for i in range(3):
+            log.info("e", i=i)
+        assert path.read_text() == ""               # not yet: one write at the end of the iteration
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert [line["i"] for line in _lines(path.read_text())] == [0, 1, 2]
