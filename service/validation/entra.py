@@ -23,6 +23,7 @@ DownstreamError(503) when Entra's keys were never reachable. Framework-free.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import OrderedDict
 from collections.abc import Collection, Mapping
@@ -87,6 +88,7 @@ class _Verified:
     until: float
 
 
+@functools.lru_cache(maxsize=64)
 def issuer_template(issuer: str, home_tenant: str) -> str:
     """The discovery `issuer` with the tenant replaced by `{tenantid}`."""
     if PLACEHOLDER in issuer:
