@@ -46,6 +46,17 @@ class Metrics:
                                        ["endpoint", "key_kind"], registry=r)
 
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, bound once and kept (at most MAX_BOUND_CHILDREN of them)."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = metric.labels(*labels)
+            if len(self._children) < MAX_BOUND_CHILDREN:
+                self._children[key] = found
+        return found
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """requests_total + request_seconds, with the label children bound once per (route, method, status)."""

@@ -227,9 +227,9 @@ class AcsClient:
             trace["latency_ms"] = round(elapsed * 1000, 2)
             self._count(operation, outcome)
             if self._metrics is not None:
-                self._metrics.downstream_seconds.labels(SERVICE, operation).observe(elapsed)
+                self._metrics.child(self._metrics.downstream_seconds, SERVICE, operation).observe(elapsed)
 
     def _count(self, operation: str, outcome: str) -> None:
         if self._metrics is not None:
-            self._metrics.downstream_requests_total.labels(SERVICE, operation, outcome).inc()
+            self._metrics.child(self._metrics.downstream_requests_total, SERVICE, operation, outcome).inc()
 
