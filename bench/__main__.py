@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> str:
 
     work = Path(args.workdir).resolve() if args.workdir else ROOT / ".bench" / ("quick" if args.quick else "full")
     pki = work / "pki"
-    (work / "broker").mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     count = QUICK_TOKENS if args.quick else DISTINCT_TOKENS
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with Stack(work) as stack:
@@ -92,13 +93,15 @@ def run(args: argparse.Namespace) -> str:
                                   "--entra-url", entra_url])
         acs_url, acs_key = acs.started[0]["url"], acs.started[0]["access_key"]
         brokers: dict[int, tuple[Proc, str]] = {}
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("TOKENBROKER_")},
+               "TOKENBROKER_STORE__URL": "memory://"}
         for workers in (2, 1):
             port = _free_port()
-            config = work / "broker" / f"bench-{workers}w.toml"
+            config = work / f"bench-{workers}w.toml"     # next to pki/ (its paths are relative)
             config.write_text(broker_config(port=port, entra_url=entra_url, acs_url=acs_url, acs_key=acs_key,
-                                            ca=ca, demo=demo))
+                                            demo=demo))
             proc = stack.start(f"broker-{workers}w", [PY, "-m", "service", "serve", "--config", str(config),
-                                                      "--workers", str(workers)], expect=workers)
+                                                      "--workers", str(workers)], expect=workers, env=env)
             brokers[workers] = (proc, f"http://127.0.0.1:{port}")
         base_port = _free_port()
         baseline = stack.start("baseline", [

@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-CONTENT_TYPE = "application/json"
+CONTENT_TYPE = "application/json; charset=utf-8"
 
 
 def json_response(data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, headers=headers, content_type=CONTENT_TYPE,
-                        charset="utf-8")
+    all_headers = {**headers, "Content-Type": CONTENT_TYPE} if headers else {"Content-Type": CONTENT_TYPE}
+    return web.Response(body=orjson.dumps(data), status=status, headers=all_headers)

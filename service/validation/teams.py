@@ -23,4 +23,4 @@ async def validate_teams_token(validator: Any, token: str, acs: AcsSettings, *, 
     return await validator.validate_for(
         token, now=now, audiences=TEAMS_AUDIENCES, required_scopes=acs.teams_scopes,
         allowed_apps=acs.allowed_teams_client_apps, allow_app_only=False,
-        verify_signature=acs.verify_teams_token_signature)
+        verify_signature=acs.verify_teams_token_signature, rules="teams")
