@@ -42,7 +42,7 @@ ACS_SCOPE = "https://communication.azure.com//.default"
 SIGNED_HEADERS = "x-ms-date;host;x-ms-content-sha256"
 
 
-class AcsHmacPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
+class AcsHmacPolicy(SansIOHTTPPolicy):
     """`Authorization: HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=…`
     over "VERB\\npath?query\\ndate;host;body-sha256" (the path as aiohttp sends it, decoded)."""
 
@@ -58,7 +58,7 @@ class AcsHmacPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
             self._key, self._key_text = base64.b64decode(text), text
         return self._key
 
-    def on_request(self, request: PipelineRequest) -> None:  # type: ignore[type-arg]
+    def on_request(self, request: PipelineRequest) -> None:
         http = request.http_request
         parts = urlsplit(http.url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
