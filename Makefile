@@ -11,12 +11,12 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,speed]'
 	touch $(STAMP)
 
 # System packages the tests need (Chromium for the browser tests, wrk for the SIGTERM load
-# check, redis-server for the throwaway TLS/ACL Redis instances); installed when missing and we
-# are allowed to (root), otherwise the tests that need them say why they cannot run.
+# check and `make bench`, redis-server for the throwaway TLS/ACL Redis instances); installed when
+# missing and we are allowed to (root), otherwise the tests that need them say why they cannot run.
 SYSTEM_PACKAGES := chromium wrk redis-server
 
 system-deps:
@@ -43,7 +43,7 @@ lint: install
 # The lowest allowed versions: a fresh venv, the package installed with every runtime dependency
 # pinned to its pyproject floor, then every module imported and the example config checked.
 MIN_VENV := .venv-min
-RUNTIME_EXTRAS := telemetry
+RUNTIME_EXTRAS := telemetry,speed
 test-min-versions:
 	rm -rf $(MIN_VENV) && $(PYTHON) -m venv $(MIN_VENV)
 	$(PYTHON) .ci/min_versions.py constraints > $(MIN_VENV)/constraints.txt
@@ -51,7 +51,7 @@ test-min-versions:
 	cd $(MIN_VENV) && bin/python ../.ci/min_versions.py import-all
 	$(MIN_VENV)/bin/tokenbroker check-config --config deploy/config.example.toml
 
-bench: install
+bench: install system-deps
 	$(BIN)/python -m bench | tee bench/RESULTS.md.new && mv bench/RESULTS.md.new bench/RESULTS.md
 	$(BIN)/python docs/build_readme.py
 

@@ -1,170 +1,228 @@
-"""`python -m bench [--seconds S] [--concurrency C] [--port P]` — throughput and latency.
+"""`python -m bench [--quick] [--rounds N] [--seconds S]` — the broker next to bare baselines.
 
-Starts `tokenbroker dev` (broker + emulators in one process) on loopback, warms each
-scenario once, then drives it from this process with C concurrent keep-alive connections for
-S seconds, and prints a Markdown table (requests/s, p50/p95/p99 in ms, errors). Traffic only
-goes to 127.0.0.1; every loop is bounded in time and count.
+Starts, each in its own processes: the Entra and ACS emulators (`tokenbroker emulate`), the
+broker (`tokenbroker serve --workers 2`, and a 1-worker one for the scaling row) and the bare
+baselines (`python -m bench.baseline`, 2 workers). Mints the token lists (distinct lists are
+longer than twice every per-worker cache), then runs every scenario with one `wrk -t1 -c32`,
+in interleaved rounds, and prints the Markdown report on stdout (progress goes to stderr).
+`make bench` writes it to bench/RESULTS.md and splices it into README.md.
+
+Every wrk run is bounded, the whole run is bounded by an alarm, and every process started
+here is stopped on the way out (also on errors and Ctrl-C). `--quick` is the smoke test:
+small token lists, one short round, same code path.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import os
 import signal
-import ssl
+import socket
 import subprocess
 import sys
-import tempfile
-import threading
 import time
+import urllib.request
 from pathlib import Path
 
-import aiohttp
+from .load import Run, Scenario, check_wrk, wrk_run
+from .observe import Counters, cache_counters, delta
+from .procs import Proc, Stack, rss_mib, worker_pids
+from .report import render
+from .scenarios import (
+    BENCH_CLIENT,
+    BENCH_SECRET,
+    DISTINCT_TOKENS,
+    MUST_MISS,
+    ORDER,
+    QUICK_TOKENS,
+    broker_config,
+    exchange_form,
+)
+from .tokens import distinct_copies, mint_template, write_list
 
-MAX_REQUESTS = 200_000  # hard bound per scenario
-COLD_TOKENS = 1500      # distinct tokens minted up front for the cache-miss scenarios
-
-
-def _start_dev(port: int, state: Path) -> tuple[subprocess.Popen, dict]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENBROKER_")}
-    proc = subprocess.Popen([sys.executable, "-m", "service", "dev", "--port", str(port), "--state-dir", str(state)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    deadline = time.monotonic() + 60
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            raise SystemExit("tokenbroker dev exited early")
-        if line.startswith("{") and json.loads(line).get("event") == "server.started":
-            # Keep reading its log so a full pipe never stalls the broker.
-            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-            return proc, json.loads(line)
-    raise SystemExit("tokenbroker dev did not start")
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+WALL_LIMIT = 15 * 60     # seconds; the whole bench stops (and cleans up) after this
 
 
-async def _mint(http: aiohttp.ClientSession, entra: str, ssl_ctx, **body) -> str:
-    async with http.post(f"{entra}/_emulator/token", json=body, ssl=ssl_ctx) as resp:
-        return (await resp.json())["access_token"]
+def _say(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
 
 
-async def _drive(http, make_request, seconds: float, concurrency: int, limit: int = MAX_REQUESTS) -> dict:
-    latencies: list[float] = []
-    errors = 0
-    stop_at = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        nonlocal errors
-        while time.perf_counter() < stop_at and len(latencies) + concurrency <= limit:
-            started = time.perf_counter()
-            method, url, kw, expect = make_request()
-            async with http.request(method, url, **kw) as resp:
-                await resp.read()
-                if resp.status != expect:
-                    errors += 1
-            latencies.append(time.perf_counter() - started)
-
-    began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - began
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else 0.0
-
-    return {"rps": len(latencies) / elapsed, "p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99),
-            "n": len(latencies), "errors": errors}
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
-async def run(seconds: float, concurrency: int, port: int) -> str:
+def _token_list(work: Path, name: str, template: str, key_pem: bytes, count: int) -> Path:
+    """A file of `count` distinct tokens like `template` (the emulator's kid changes with every
+    start, so the lists are minted afresh on every run)."""
+    started = time.monotonic()
+    path = write_list(work / f"{name}.tokens", distinct_copies(template, key_pem, count, tag=name))
+    _say(f"minted {count:,} {name} tokens in {time.monotonic() - started:.0f} s")
+    return path
+
+
+def _post(url: str, body: str, headers: dict[str, str]) -> dict:
+    req = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return dict(json.loads(resp.read()))
+
+
+def _one(path: Path, token: str) -> Path:
+    path.write_text(token + "\n")
+    return path
+
+
+def run(args: argparse.Namespace) -> str:
     from emulators.entra import demo
 
-    state = Path(tempfile.mkdtemp(prefix="tb-bench-"))
-    proc, started = _start_dev(port, state)
-    try:
-        broker, entra = f"http://127.0.0.1:{port}", started["entra_url"]
-        ssl_ctx = ssl.create_default_context(cafile=started["ca_bundle"])
-        connector = aiohttp.TCPConnector(limit=concurrency * 2)
-        async with aiohttp.ClientSession(connector=connector) as http:
-            user = await _mint(http, entra, ssl_ctx, resource=demo.BROKER_CLIENT_ID, user=demo.ALICE_UPN,
-                               client_id=demo.CLIENT_ID, scopes=["user_impersonation"])
-            teams = await _mint(http, entra, ssl_ctx, resource=demo.ACS_APP_ID_URI, user=demo.ALICE_UPN,
-                                client_id=demo.CLIENT_ID, scopes=["Teams.ManageCalls", "Teams.ManageChats"],
-                                version=1)
-            bearer = {"Authorization": f"Bearer {user}"}
-            fresh = [await _mint(http, entra, ssl_ctx, resource=demo.BROKER_CLIENT_ID, user=demo.ALICE_UPN,
-                                 client_id=demo.CLIENT_ID, scopes=["user_impersonation"], claims={"n": i})
-                     for i in range(COLD_TOKENS)]
-            fresh_teams = [await _mint(http, entra, ssl_ctx, resource=demo.ACS_APP_ID_URI, user=demo.ALICE_UPN,
-                                       client_id=demo.CLIENT_ID, version=1, claims={"n": i},
-                                       scopes=["Teams.ManageCalls", "Teams.ManageChats"])
-                           for i in range(COLD_TOKENS)]
-            first_sight, obo_cold, teams_cold = iter(fresh), iter(list(fresh)), iter(fresh_teams)
-            basic = {"Authorization": "Basic " + base64.b64encode(b"demo-portal:demo-portal-secret-DEV-ONLY-not-for-prod").decode()}
-            form = {"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "subject_token": user,
-                    "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
-                    "audience": "dashboard", "scope": "read"}
-            scenarios = {
-                "GET /healthz (baseline)": lambda: ("GET", f"{broker}/healthz", {}, 200),
-                "GET /api/me (local validation, verified-token cache hit)":
-                    lambda: ("GET", f"{broker}/api/me", {"headers": bearer}, 200),
-                "POST /api/token/obo/workspace (OBO cache hit)":
-                    lambda: ("POST", f"{broker}/api/token/obo/workspace", {"headers": bearer}, 200),
-                "GET /api/token/teams (ACS exchange cache hit)":
-                    lambda: ("GET", f"{broker}/api/token/teams",
-                             {"headers": {**bearer, "teams-user-aad-token": teams}}, 201),
-                "POST /oauth2/token (RFC 8693: Entra token -> own ES256 JWT + refresh token in SQLite)":
-                    lambda: ("POST", f"{broker}/oauth2/token", {"data": form, "headers": basic}, 200),
-            }
-            cold = {
-                "GET /api/me (first sight of each token: RSA verify)":
-                    lambda: ("GET", f"{broker}/api/me", {"headers": _bearer(next(first_sight))}, 200),
-                "POST /api/token/obo/workspace (cache miss: Entra OBO round trip)":
-                    lambda: ("POST", f"{broker}/api/token/obo/workspace", {"headers": _bearer(next(obo_cold))}, 200),
-                "GET /api/token/teams (cache miss: ACS round trip)":
-                    lambda: ("GET", f"{broker}/api/token/teams",
-                             {"headers": {**bearer, "teams-user-aad-token": next(teams_cold)}}, 201),
-            }
-            rows = []
-            for name, make in scenarios.items():
-                method, url, kw, expect = make()
-                async with http.request(method, url, **kw) as resp:  # warm caches
-                    if resp.status != expect:
-                        rows.append(f"| {name} | warm-up answered {resp.status} | | | | |")
-                        continue
-                r = await _drive(http, make, seconds, concurrency)
-                rows.append(_row(name, r))
-            for name, make in cold.items():
-                r = await _drive(http, make, seconds, concurrency, limit=COLD_TOKENS - 1)
-                rows.append(_row(name, r))
-        header = ("| scenario | req/s | p50 ms | p95 ms | p99 ms | errors / requests |\n"
-                  "|---|---:|---:|---:|---:|---:|")
-        return header + "\n" + "\n".join(rows)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+    work = Path(args.workdir).resolve() if args.workdir else ROOT / ".bench" / ("quick" if args.quick else "full")
+    pki = work / "pki"
+    work.mkdir(parents=True, exist_ok=True)
+    count = QUICK_TOKENS if args.quick else DISTINCT_TOKENS
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    with Stack(work) as stack:
+        entra = stack.start("entra", [PY, "-m", "service", "emulate", "entra", "--pki", str(pki),
+                                      "--token-lifetime", "86400"])
+        entra_url, ca = entra.started[0]["url"], entra.started[0]["ca_bundle"]
+        acs = stack.start("acs", [PY, "-m", "service", "emulate", "acs", "--pki", str(pki),
+                                  "--entra-url", entra_url])
+        acs_url, acs_key = acs.started[0]["url"], acs.started[0]["access_key"]
+        brokers: dict[int, tuple[Proc, str]] = {}
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("TOKENBROKER_")},
+               "TOKENBROKER_STORE__URL": "memory://"}
+        for workers in (2, 1):
+            port = _free_port()
+            config = work / f"bench-{workers}w.toml"     # next to pki/ (its paths are relative)
+            config.write_text(broker_config(port=port, entra_url=entra_url, acs_url=acs_url, acs_key=acs_key,
+                                            demo=demo))
+            proc = stack.start(f"broker-{workers}w", [PY, "-m", "service", "serve", "--config", str(config),
+                                                      "--workers", str(workers)], expect=workers, env=env)
+            brokers[workers] = (proc, f"http://127.0.0.1:{port}")
+        base_port = _free_port()
+        baseline = stack.start("baseline", [
+            PY, "-m", "bench.baseline", "--port", str(base_port), "--workers", "2", "--entra-url", entra_url,
+            "--tenant", demo.TENANT_ID, "--acs-url", acs_url, "--acs-key", acs_key, "--ca", ca,
+            "--audience", demo.BROKER_CLIENT_ID, "--audience", f"api://{demo.BROKER_CLIENT_ID}"], expect=2)
+        base_url = f"http://127.0.0.1:{base_port}"
+
+        _say("minting tokens")
+        key_pem = (pki / "entra-signing.key").read_bytes()
+        user = mint_template(entra_url, ca, {"resource": demo.BROKER_CLIENT_ID, "user": demo.ALICE_UPN,
+                                             "client_id": demo.CLIENT_ID, "scopes": ["user_impersonation"]})
+        teams = mint_template(entra_url, ca, {"resource": demo.ACS_APP_ID_URI, "user": demo.ALICE_UPN,
+                                              "client_id": demo.CLIENT_ID, "version": 1,
+                                              "scopes": ["Teams.ManageCalls", "Teams.ManageChats"]})
+        users = _token_list(work, "user", user, key_pem, count)
+        obo_users = _token_list(work, "obo", user, key_pem, count)
+        teams_list = _token_list(work, "teams", teams, key_pem, count)
+        one_user, one_teams = _one(work / "one-user.tokens", user), _one(work / "one-teams.tokens", teams)
+
+        (b2, url2), (b1, url1) = brokers[2], brokers[1]
+        basic = "Authorization: Basic " + base64.b64encode(f"{BENCH_CLIENT}:{BENCH_SECRET}".encode()).decode()
+        form_headers = {"Authorization": basic.split(": ", 1)[1],
+                        "Content-Type": "application/x-www-form-urlencoded"}
+        ours = _post(f"{url2}/oauth2/token", exchange_form(user), form_headers)["access_token"]
+        p2, p1, pb = (lambda: worker_pids(b2)), (lambda: worker_pids(b1)), (lambda: worker_pids(baseline))
+        bearer = "Authorization: Bearer {T}"
+        form = ("Content-Type: application/x-www-form-urlencoded", basic)
+        user_cursor, base_user_cursor = [0], [0]
+        s = {sc.key: sc for sc in [
+            Scenario("hello", f"{base_url}/hello", pids=pb),
+            Scenario("verify", f"{base_url}/verify", headers=(bearer,), tokens=users, pids=pb,
+                     cursor=base_user_cursor),
+            Scenario("upstream", f"{base_url}/upstream", headers=("teams-user-aad-token: {T}",),
+                     tokens=teams_list, pids=pb),
+            Scenario("sign", f"{base_url}/sign", "POST", form, exchange_form("{T}"), users, pb,
+                     base_user_cursor),
+            Scenario("me_hit", f"{url2}/api/me", headers=(bearer,), tokens=one_user, pids=p2),
+            Scenario("me_hit_1w", f"{url1}/api/me", headers=(bearer,), tokens=one_user, pids=p1),
+            Scenario("teams_hit", f"{url2}/api/token/teams", headers=(f"Authorization: Bearer {user}",
+                     "teams-user-aad-token: {T}"), tokens=one_teams, pids=p2),
+            Scenario("me_distinct", f"{url2}/api/me", headers=(bearer,), tokens=users, pids=p2,
+                     cursor=user_cursor),
+            Scenario("teams_distinct", f"{url2}/api/token/teams", headers=(f"Authorization: Bearer {user}",
+                     "teams-user-aad-token: {T}"), tokens=teams_list, pids=p2),
+            Scenario("oauth_repeat", f"{url2}/oauth2/token", "POST", form, exchange_form("{T}"), one_user, p2),
+            Scenario("oauth_distinct", f"{url2}/oauth2/token", "POST", form, exchange_form("{T}"), users, p2,
+                     user_cursor),
+            Scenario("obo_hit", f"{url2}/api/token/obo/workspace", "POST", (bearer,), tokens=one_user, pids=p2),
+            Scenario("obo_miss", f"{url2}/api/token/obo/workspace", "POST", (bearer,), tokens=obo_users,
+                     pids=p2),
+            Scenario("introspect", f"{url2}/oauth2/introspect", "POST", form, "token={T}",
+                     _one(work / "ours.tokens", ours), p2),
+        ]}
+        warm = 1.0
+        _say(f"warming up every scenario ({warm:g} s each)")
+        for key in ORDER:
+            run_ = wrk_run(s[key], seconds=warm, connections=args.connections)
+            if run_.errors:
+                raise SystemExit(f"bench: the warm-up of {key} had {run_.errors} errors of {run_.requests}; "
+                                 f"see {work}/*.stderr")
+        if args.profile:
+            return profile(s, args.profile.split(","), work, seconds=args.seconds, connections=args.connections)
+        results: dict[str, list[Run]] = {k: [] for k in ORDER}
+        counters: dict[str, Counters] = {}
+        for rnd in range(args.rounds):
+            order = ORDER if rnd % 2 == 0 else ORDER[::-1]
+            _say(f"round {rnd + 1}/{args.rounds}")
+            for key in order:
+                watch = s[key].pids is p2
+                before = cache_counters(url2, p2()) if watch else {}
+                results[key].append(wrk_run(s[key], seconds=args.seconds, connections=args.connections))
+                if watch:
+                    d = delta(cache_counters(url2, p2()), before)
+                    counters[key] = {k: counters.get(key, {}).get(k, 0.0) + d.get(k, 0.0)
+                                     for k in set(d) | set(counters.get(key, {}))}
+        rss = [rss_mib(pid) for pid in p2()]
+    for key, cache in MUST_MISS.items():
+        hits = counters.get(key, {}).get((cache, "hit"), 0.0)
+        if hits and not args.quick:
+            _say(f"WARNING: {key} hit the {cache} cache {hits:.0f} times")
+    command = "python -m bench --quick" if args.quick else "make bench"
+    return render(results, counters, rss, command=command, rounds=args.rounds, seconds=args.seconds,
+                  connections=args.connections, tokens=count, started=started)
 
 
-def _bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
+def profile(s: dict[str, Scenario], keys: list[str], work: Path, *, seconds: float, connections: int) -> str:
+    """py-spy (from the dev extra) on the first server process of each scenario, under load."""
+    out = []
+    for key in keys:
+        pid = list(s[key].pids())[0]
+        dest = work / f"profile-{key}.txt"
+        spy = subprocess.Popen([str(Path(PY).parent / "py-spy"), "record", "--format", "raw", "-r", "200", "-d", f"{seconds:g}",
+                                "-p", str(pid), "-o", str(dest)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        r = wrk_run(s[key], seconds=seconds, connections=connections)
+        spy.wait(timeout=seconds + 60)
+        out.append(f"{key}: {r.rps:,.0f} req/s, {r.cpu_us:,.0f} µs CPU/request, {r.errors} errors -> {dest}")
+    return "\n".join(out) + "\n"
 
 
-def _row(name: str, r: dict) -> str:
-    return (f"| {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} "
-                            f"| {r['errors']} / {r['n']} |")
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench")
+    p.add_argument("--quick", action="store_true", help="smoke test: small lists, one short round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=5.0, help="per wrk run")
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--workdir", help="state, token lists and server logs (default .bench/full or .bench/quick)")
+    p.add_argument("--profile", metavar="SCENARIO[,...]", help="py-spy one worker per scenario; no table")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.rounds, args.seconds = 1, 1.0
+    check_wrk()
 
+    def too_long(*_: object) -> None:
+        raise SystemExit(f"bench: stopped after {WALL_LIMIT} s")
 
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--port", type=int, default=8700)
-    args = parser.parse_args()
-    print(f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPUs with {args.concurrency} connections, "
-          f"{args.seconds:.0f} s per scenario (`python -m bench --seconds {args.seconds:g}`):\n")
-    print(asyncio.run(run(args.seconds, args.concurrency, args.port)))
+    signal.signal(signal.SIGALRM, too_long)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.alarm(WALL_LIMIT)
+    print(run(args), end="")
     return 0
 
 

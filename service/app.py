@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 from .downstream.acs import AcsClient
@@ -68,6 +69,10 @@ HANDLER_ARGS = {"max_line_size": 65536, "max_field_size": 65536}
 CLIENT_MAX_SIZE = 256 * 1024
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def outgoing_ssl_context(ca_bundle: str) -> ssl.SSLContext:
     """System CAs plus the configured extra bundle."""
     ctx = ssl.create_default_context()
@@ -82,7 +87,10 @@ async def _http_session(app: web.Application) -> AsyncIterator[None]:
                                      ttl_dns_cache=300)
     # Callers set per-call deadlines; this is the outer bound (aiohttp's default is 5 min).
     timeout = aiohttp.ClientTimeout(total=30, connect=5, sock_read=20)
-    session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=True,
+    # trust_env=False: proxy variables and ~/.netrc are NOT read (aiohttp would look ~/.netrc up in a
+    # thread on every call); the one proxy, if any, comes from `tls.proxy`.
+    session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False,
+                                    proxy=settings.tls.proxy or None, json_serialize=_json_dumps,
                                     trace_configs=client_trace_configs(app))
     app[HTTP] = session
     yield

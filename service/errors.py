@@ -36,10 +36,11 @@ only ever logged. The reason a token was refused stays out of responses.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import orjson
 
 _UNSAFE = re.compile(r'[^\x20-\x21\x23-\x5b\x5d-\x7e]')
 
@@ -71,7 +72,7 @@ class BrokerError(Exception):
     def render(self) -> tuple[int, bytes, dict[str, str]]:
         """Framework-free rendering: (status, JSON body, headers)."""
         headers = {"Content-Type": "application/json", **self.headers()}
-        return self.status, json.dumps(self.body()).encode(), headers
+        return self.status, orjson.dumps(self.body()), headers
 
 
 class ServerError(BrokerError):

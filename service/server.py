@@ -95,6 +95,7 @@ async def run_app(settings: Settings, *, reuse_port: bool = False) -> int:
 
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     log.info("server.started", host=host, port=_bound_port(site, port), pid=os.getpid(),
+             event_loop=type(loop).__module__.split(".")[0],
              public_url=settings.server.public_url)
     await stop.wait()
     log.info("server.stopping", grace_seconds=grace)
@@ -137,4 +138,15 @@ def serve(settings: Settings, *, workers: int = 1, reuse_port: bool = False,
     configure_logging(json=True)
     if workers > 1:
         return _run_workers(settings, workers, config)
+    use_uvloop()
     return asyncio.run(run_app(settings, reuse_port=reuse_port))
+
+
+def use_uvloop() -> bool:
+    """Run on uvloop when it is installed (the `[speed]` extra); plain asyncio otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True

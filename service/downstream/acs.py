@@ -2,7 +2,8 @@
 
 - ONE aio `CommunicationIdentityClient` per app, on the app's shared aiohttp session
   (`AioHttpTransport(session=..., session_owner=False)`: pooled keep-alive connections that
-  trust `tls.ca_bundle`), with the SDK's retries off (`retry_total=0`) and explicit
+  trust `tls.ca_bundle`), with a minimal pipeline (acs_pipeline.py: no SDK retries, no HTTP
+  logging or redaction, no tracing) and explicit
   connection/read timeouts; our retry layer (retry.py) puts one deadline, `acs.timeout`,
   over all attempts.
 - Every call carries `x-ms-client-request-id` = the broker's request id, and records the ACS
@@ -16,6 +17,8 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -38,6 +41,7 @@ from service.telemetry import traced
 
 from .acs_auth import AcsAuth, build_auth
 from .acs_errors import TEAMS_EXCHANGE, classify, map_error
+from .acs_pipeline import acs_policies
 from .cache import SingleFlightCache
 from .retry import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, call_with_deadline
 from .shared_cache import Codec, SharedTier, two_level
@@ -80,8 +84,15 @@ def _text(value: Any, operation: str, field: str) -> str:
 
 
 def iso_utc(value: datetime) -> str:
-    """The broker's one expiry format: seconds precision, UTC, `Z` (e.g. 2026-11-23T10:00:00Z)."""
-    return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The broker's one expiry format: seconds precision, UTC, `Z` (e.g. 2026-11-23T10:00:00Z).
+
+    Memoised per second: a cached Teams exchange answers with the same expiry every time."""
+    return _iso_seconds(math.floor(value.timestamp()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def teams_cache_ttl(expires_on: datetime, now: float) -> float:
@@ -111,7 +122,7 @@ class AcsClient:
         transport = AioHttpTransport(session=session, session_owner=False,
                                      connection_timeout=min(5.0, acs.timeout), read_timeout=acs.timeout)
         self._client = CommunicationIdentityClient(auth.endpoint, auth.credential, transport=transport,
-                                                   retry_total=0)
+                                                   policies=acs_policies(auth.endpoint, auth.credential))
         # with a Redis store: shared by every replica (shared_cache.py), else in-process only
         self.teams_cache = two_level(
             SingleFlightCache("acs_teams", max_entries=cache_size, metrics=metrics), shared, TEAMS_CODEC,
@@ -230,9 +241,9 @@ class AcsClient:
             trace["latency_ms"] = round(elapsed * 1000, 2)
             self._count(operation, outcome)
             if self._metrics is not None:
-                self._metrics.downstream_seconds.labels(SERVICE, operation).observe(elapsed)
+                self._metrics.child(self._metrics.downstream_seconds, SERVICE, operation).observe(elapsed)
 
     def _count(self, operation: str, outcome: str) -> None:
         if self._metrics is not None:
-            self._metrics.downstream_requests_total.labels(SERVICE, operation, outcome).inc()
+            self._metrics.child(self._metrics.downstream_requests_total, SERVICE, operation, outcome).inc()
 

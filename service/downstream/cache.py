@@ -9,6 +9,9 @@
 - `ttl_fn(value)` gives the seconds to keep the value; `<= 0` means "do not cache" (the
   call is still single-flight). Failures are never cached: the next call tries again.
 - At most `max_entries` values: expired ones go first, then the least recently used.
+  Expiry is O(log n) amortised, never a scan: a heap of (expires_at, key) with lazy
+  deletion (a popped entry counts only if the key still holds that expiry), rebuilt when
+  stale entries outnumber live ones.
 - `cache_events_total{cache,event}`: hit | miss | coalesced | evicted.
 
 Framework-free: used by the ACS Teams exchange and reusable for Entra OBO results.
@@ -17,11 +20,12 @@ Framework-free: used by the ACS Teams exchange and reusable for Entra OBO result
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from service.metrics import Metrics
 
@@ -41,14 +45,20 @@ class SingleFlightCache(Generic[V]):
         self._clock = clock
         self._values: OrderedDict[str, tuple[V, float]] = OrderedDict()
         self._inflight: dict[str, asyncio.Task[V]] = {}
+        self._expiry: list[tuple[float, str]] = []    # heap; may hold stale entries
+        self._events: dict[str, Any] = {}            # label children, bound on first use
 
     def __len__(self) -> int:
         return len(self._values)
 
     def _count(self, event: str, n: int = 1) -> None:
         cache_event(self.name, event)   # telemetry: on the current span (no-op when off)
-        if self._metrics is not None and n:
-            self._metrics.cache_events_total.labels(cache=self.name, event=event).inc(n)
+        if self._metrics is None or not n:
+            return
+        child = self._events.get(event)
+        if child is None:
+            child = self._events[event] = self._metrics.cache_events_total.labels(cache=self.name, event=event)
+        child.inc(n)
 
     def get(self, key: str) -> V | None:
         """The live cached value, or None (no factory call, no metrics)."""
@@ -80,8 +90,8 @@ class SingleFlightCache(Generic[V]):
             task = asyncio.ensure_future(self._run(key, factory, ttl_fn))
             self._inflight[key] = task
             task.add_done_callback(partial(self._done, key))
-        # shield: a cancelled caller must not cancel the shared call of the others
-        return await asyncio.shield(task)
+            # shield: a cancelled caller must not cancel the shared call of the others
+            return await asyncio.shield(task)
 
     async def _run(self, key: str, factory: Callable[[], Awaitable[V]],
                    ttl_fn: Callable[[V], float]) -> V:
@@ -98,15 +108,25 @@ class SingleFlightCache(Generic[V]):
             task.exception()  # retrieved: every waiter may have gone away
 
     def _store(self, key: str, value: V, expires_at: float) -> None:
-        self._values[key] = (value, expires_at)
-        self._values.move_to_end(key)
-        if len(self._values) <= self._max:
-            return
-        now = self._clock()
-        expired = [k for k, (_, exp) in self._values.items() if exp <= now]
-        for k in expired:
-            del self._values[k]
-        self._count("evicted", len(expired))
-        while len(self._values) > self._max:
-            self._values.popitem(last=False)
-            self._count("evicted")
+        values = self._values
+        values[key] = (value, expires_at)
+        values.move_to_end(key)
+        heapq.heappush(self._expiry, (expires_at, key))
+        if len(values) > self._max:
+            now = self._clock()
+            evicted = 0
+            heap = self._expiry
+            while heap and heap[0][0] <= now:
+                exp, k = heapq.heappop(heap)
+                entry = values.get(k)
+                if entry is not None and entry[1] == exp:
+                    del values[k]
+                    evicted += 1
+            while len(values) > self._max:
+                values.popitem(last=False)
+                evicted += 1
+            self._count("evicted", evicted)
+        if len(self._expiry) > 2 * len(values) + 64:
+            # stale heap entries (replaced, invalidated, LRU-evicted): rebuild, O(n) once per n stores
+            self._expiry = [(exp, k) for k, (_, exp) in values.items()]
+            heapq.heapify(self._expiry)

@@ -209,8 +209,9 @@ class EntraOboClient:
             raise
         finally:
             if self._metrics is not None:
-                self._metrics.downstream_requests_total.labels("entra", "obo", outcome).inc()
-                self._metrics.downstream_seconds.labels("entra", "obo").observe(time.perf_counter() - started)
+                m = self._metrics
+                m.child(m.downstream_requests_total, "entra", "obo", outcome).inc()
+                m.child(m.downstream_seconds, "entra", "obo").observe(time.perf_counter() - started)
 
     async def close(self) -> None:
         """Nothing to release: credentials are per call and the session belongs to the app."""

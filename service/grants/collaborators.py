@@ -32,10 +32,12 @@ class OwnTokens(Protocol):
 class EntraTokens(Protocol):
     async def validate(self, token: str, *, now: float) -> EntraPrincipal: ...
 
+    def verified_issuer(self, token: str, *, now: float) -> str | None: ...
+
     async def validate_for(self, token: str, *, now: float, audiences: Collection[str],
                            required_scopes: Collection[str], allowed_apps: Collection[str] | None,
                            allow_app_only: bool = False,
-                           verify_signature: bool = True) -> EntraPrincipal: ...
+                           verify_signature: bool = True, rules: str | None = None) -> EntraPrincipal: ...
 
 
 class TeamsExchange(Protocol):

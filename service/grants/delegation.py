@@ -158,7 +158,7 @@ class Delegations:
 
     async def _validate(self, req: TokenRequest, token: str, token_type: str, *, now: float) -> Subject:
         try:
-            issuer = self._subjects.route(token, token_type)
+            issuer = self._subjects.route(token, token_type, now=now)
             if issuer not in req.client.allowed_issuers:
                 raise InvalidRequest(reason="subject_issuer_not_allowed", detail=f"issuer={issuer}")
             return await self._subjects.validate(token, issuer, client_id=req.client.client_id, now=now)

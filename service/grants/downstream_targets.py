@@ -125,7 +125,7 @@ class DownstreamTargets:
             # ACS and Entra tokens cannot carry `act`: no delegation into a downstream
             raise InvalidRequest("Delegation is not supported for downstream targets.",
                                  reason="downstream_delegation_unsupported")
-        params = read_exchange_params(req, self._subjects, token_types=(ACCESS_TOKEN_TYPE,))
+        params = read_exchange_params(req, self._subjects, token_types=(ACCESS_TOKEN_TYPE,), now=now)
         subject_token, targets, issuer_name = params.subject_token, params.targets, params.issuer
         requested_scopes = params.requested_scopes
         decision = evaluate(PolicyInput(req.client, TOKEN_EXCHANGE, issuer_name, targets, requested_scopes),

@@ -19,7 +19,7 @@ from service.grants.base import ACCESS_TOKEN_TYPE, TokenRequest
 
 
 class Router(Protocol):
-    def route(self, token: str, token_type: str | None) -> str: ...
+    def route(self, token: str, token_type: str | None, *, now: float | None = None) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,11 @@ class ExchangeParams:
 
 
 def read_exchange_params(req: TokenRequest, subjects: Router, *, token_types: Collection[str],
-                         check_type: Callable[[str], None] | None = None) -> ExchangeParams:
+                         check_type: Callable[[str], None] | None = None,
+                         now: float | None = None) -> ExchangeParams:
     """The preamble; InvalidRequest for a missing parameter or an unsupported token type.
-    `check_type` adds the branch's own rule on the requested type (e.g. opaque clients)."""
+    `check_type` adds the branch's own rule on the requested type (e.g. opaque clients); with `now`
+    a subject token the Entra validator still caches is routed without a parse."""
     subject_token = req.require("subject_token")
     subject_type = req.require("subject_token_type")
     requested_type = req.get("requested_token_type") or ACCESS_TOKEN_TYPE
@@ -47,6 +49,6 @@ def read_exchange_params(req: TokenRequest, subjects: Router, *, token_types: Co
     targets = req.targets
     req.trace.audience = targets
     requested_scopes = req.requested_scopes()
-    issuer = subjects.route(subject_token, subject_type)
+    issuer = subjects.route(subject_token, subject_type, now=now)
     req.trace.issuer = issuer
     return ExchangeParams(subject_token, subject_type, requested_type, targets, requested_scopes, issuer)

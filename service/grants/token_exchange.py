@@ -121,7 +121,7 @@ class TokenExchangeGrant:
                                      reason="opaque_client_jwt_requested")
 
         params = read_exchange_params(req, self._subjects, token_types=REQUESTED_TOKEN_TYPES,
-                                      check_type=opaque_only)
+                                      check_type=opaque_only, now=now)
         subject_token, requested_type, targets = params.subject_token, params.requested_token_type, params.targets
         requested_scopes, issuer_name = params.requested_scopes, params.issuer
         inp = policy.PolicyInput(req.client, self.GRANT_TYPE, issuer_name, targets, requested_scopes)

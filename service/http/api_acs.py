@@ -27,6 +27,7 @@ from ..typedefs import ACS_CLIENT, ACS_IDENTITIES, SETTINGS
 from ..validation.entra import EntraPrincipal
 from .api_acs_openapi import OPENAPI
 from .audit import AuditRecord, audited
+from .json_body import json_response
 from .teams_token import check_teams_token, teams_header
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -42,7 +43,7 @@ def user_identifier(identity: str) -> dict[str, str]:
 
 
 def _json(body: dict, status: int) -> web.Response:
-    return web.json_response(body, status=status, headers=NO_STORE)
+    return json_response(body, status=status, headers=NO_STORE)
 
 
 def _acs_settings(request: web.Request) -> AcsSettings:

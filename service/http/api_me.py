@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .bearer import authenticate
+from .json_body import json_response
 
 
 async def me(request: web.Request) -> web.Response:
@@ -16,7 +17,7 @@ async def me(request: web.Request) -> web.Response:
         "scopes": sorted(principal.scopes),
         "token_version": principal.version,
     }
-    return web.json_response(body, headers={"Cache-Control": "no-store"})
+    return json_response(body, headers={"Cache-Control": "no-store"})
 
 
 def setup(app: web.Application) -> None:

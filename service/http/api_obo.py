@@ -19,6 +19,7 @@ from ..typedefs import CLOCK, OBO_CLIENT
 from ..validation.entra import EntraPrincipal
 from .audit import AuditRecord, audited
 from .bearer import bearer_token
+from .json_body import json_response
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -44,7 +45,7 @@ async def obo_token(request: web.Request, principal: EntraPrincipal, record: Aud
     expires_in = max(0, math.floor(token.expires_on - request.app[CLOCK]()))
     body = {"access_token": token.access_token, "token_type": "Bearer", "expires_in": expires_in,
             "scope": token.scope}
-    return web.json_response(body, headers=NO_STORE)
+    return json_response(body, headers=NO_STORE)
 
 
 def setup(app: web.Application) -> None:

@@ -41,7 +41,7 @@ def record(*, client_id: str, grant: str, trace: AuditTrace | None, decision: st
           or None, issued_token_type=t.issued_token_type or None, decision=decision, reason=reason,
           rule=t.rule or None, jti=t.jti or None, latency_ms=round(latency_ms, 2), **t.extra)
     if metrics is not None:
-        metrics.token_exchange_total.labels(grant, decision, reason).inc()
+        metrics.child(metrics.token_exchange_total, grant, decision, reason).inc()
 
 
 class AuditRecord:

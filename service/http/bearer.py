@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import structlog
 from aiohttp import web
 
 from ..errors import (
@@ -26,6 +25,7 @@ from ..errors import (
     TokenScopeMissing,
     TokenValidationError,
 )
+from ..logs import bind as bind_log_fields
 from ..logs import get_logger
 from ..telemetry import span
 from ..typedefs import CLOCK, ENTRA_VALIDATOR, METRICS
@@ -103,5 +103,5 @@ async def authenticate(request: web.Request) -> EntraPrincipal:
         raise _refused(request, error, exc.reason, context) from exc
     request[PRINCIPAL_KEY] = principal
     # For the canonical http.request line (and every other line of this request).
-    structlog.contextvars.bind_contextvars(tid=principal.tid, app_id=principal.app_id)
+    bind_log_fields(tid=principal.tid, app_id=principal.app_id)
     return principal

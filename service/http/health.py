@@ -8,13 +8,14 @@ from aiohttp import web
 
 from ..logs import get_logger
 from ..typedefs import METRICS, READY_CHECKS, ReadyCheck
+from .json_body import json_response
 
 log = get_logger("tokenbroker.health")
 READY_TIMEOUT = 3.0
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def _run_check(name: str, check: ReadyCheck) -> tuple[str, bool]:
@@ -33,7 +34,7 @@ async def readyz(request: web.Request) -> web.Response:
             "checks": {n: ("ok" if ok else "failing") for n, ok in sorted(results.items())}}
     if failing:
         body["failing"] = failing
-    return web.json_response(body, status=503 if failing else 200)
+    return json_response(body, status=503 if failing else 200)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -3,13 +3,14 @@ token's client or a client in its `aud`, everyone else gets `{"active": false}`.
 
 from __future__ import annotations
 
-import structlog
 from aiohttp import web
 
 from ..errors import BrokerError, InvalidRequest
+from ..logs import bind as bind_log_fields
 from ..typedefs import CLOCK, GRANTS
 from . import throttling
 from .forms import BODY_ERRORS, form_schema, read_form, single
+from .json_body import json_response
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -25,7 +26,7 @@ async def authenticated_token(request: web.Request) -> tuple[str, str]:
     except BrokerError as exc:
         await throttling.note(request, keys, exc)
         raise
-    structlog.contextvars.bind_contextvars(client_id=client.client_id)
+    bind_log_fields(client_id=client.client_id)
     token = single(form, "token")
     single(form, "token_type_hint")   # a hint only, but still single-valued
     if token is None:
@@ -37,7 +38,7 @@ async def introspect(request: web.Request) -> web.Response:
     client_id, token = await authenticated_token(request)
     body = await request.app[GRANTS].introspector.introspect(token, client_id=client_id,
                                                              now=request.app[CLOCK]())
-    return web.json_response(body, headers=NO_STORE)
+    return json_response(body, headers=NO_STORE)
 
 
 def setup(app: web.Application) -> None:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import time
 
-import structlog
 from aiohttp import web
 
 from ..errors import BrokerError, InvalidRequest, UnauthorizedClient
 from ..grants import GRANT_TYPES, TokenRequest
 from ..grants.base import AuditTrace
+from ..logs import bind as bind_log_fields
 from ..typedefs import CLOCK, GRANTS, METRICS
 from . import audit as token_audit
 from . import throttling
 from .forms import BODY_ERRORS, form_schema, read_form, single
+from .json_body import json_response
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -29,7 +30,7 @@ async def token(request: web.Request) -> web.Response:
         client = await request.app[GRANTS].authenticate_client(request.headers.get("Authorization"), form,
                                                                now=request.app[CLOCK]())
         client_id = client.client_id
-        structlog.contextvars.bind_contextvars(client_id=client_id)
+        bind_log_fields(client_id=client_id)
         grant_type = single(form, "grant_type")
         if grant_type is None:
             raise InvalidRequest("The parameter grant_type is required.", reason="missing_grant_type")
@@ -49,7 +50,7 @@ async def token(request: web.Request) -> web.Response:
         raise
     token_audit.record(client_id=client_id, grant=grant, trace=trace, decision="allow", reason="issued",
                        latency_ms=(time.perf_counter() - started) * 1000, metrics=request.app[METRICS])
-    return web.json_response(response.body(), headers=NO_STORE)
+    return json_response(response.body(), headers=NO_STORE)
 
 
 def setup(app: web.Application) -> None:

@@ -15,10 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
 from service.errors import TokenInvalid
 from service.issuing.keyring import Keyring
+from service.issuing.signer import JwsSigner
 from service.validation.jwt_checks import (
     check_header,
     check_times,
@@ -49,6 +48,7 @@ class TokenIssuer:
             raise ValueError("issuer_url must be a non-empty string")
         self.issuer_url = issuer_url
         self.keyring = keyring
+        self._signer = JwsSigner(TOKEN_TYPE)
 
     def mint(self, claims: Mapping[str, Any], *, now: float, ttl: float) -> MintedToken:
         """Sign `claims` (sub, aud, client_id, scope, tid, oid, act, …) with the current key.
@@ -65,8 +65,7 @@ class TokenIssuer:
         key = self.keyring.signing_key(now)
         jti = secrets.token_urlsafe(16)
         payload = {"iss": self.issuer_url, **claims, "iat": iat, "exp": exp, "jti": jti}
-        token = jwt.encode(payload, key.private_key, algorithm=key.alg,
-                           headers={"typ": TOKEN_TYPE, "kid": key.kid})
+        token = self._signer.sign(payload, kid=key.kid, alg=key.alg, private_key=key.private_key)
         return MintedToken(token=token, jti=jti, exp=exp, kid=key.kid)
 
     def verify(self, token: str, *, now: float, leeway: float = 0) -> dict[str, Any]:

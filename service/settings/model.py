@@ -100,6 +100,7 @@ class ServerSettings:
 @dataclass(frozen=True)
 class TlsSettings:
     ca_bundle: str = ""
+    proxy: str = ""          # outgoing HTTP(S) proxy URL; "" = direct (proxy variables are not read)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ Schema = Mapping[str, tuple[str, Any]]
 SCHEMA: dict[str, Schema] = {
     "server": {"host": (STR, "127.0.0.1"), "port": (INT, 8080), "public_url": (STR, ""),
                "shutdown_grace": (INT, 15), "body_timeout": (INT, 30)},
-    "tls": {"ca_bundle": (STR, "")},
+    "tls": {"ca_bundle": (STR, ""), "proxy": (STR, "")},
     "entra": {
         "authority": (STR, "https://login.microsoftonline.com"), "tenant_id": (STR, ""),
         "allowed_tenants": (STRS, []), "client_id": (STR, ""), "client_secret": (STR, ""),

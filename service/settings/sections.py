@@ -58,7 +58,11 @@ def build_server(raw: Any, c: Checks) -> ServerSettings:
 
 def build_tls(raw: Any, c: Checks) -> TlsSettings:
     v = _read(raw, "tls", c)
-    return TlsSettings(ca_bundle=c.file("tls.ca_bundle", v["ca_bundle"]))
+    if v["proxy"]:
+        problem = url_problem(v["proxy"], origin_only=True, allow_http=True)
+        if problem:
+            c.add("tls.proxy", f"proxy URL {problem}")
+    return TlsSettings(ca_bundle=c.file("tls.ca_bundle", v["ca_bundle"]), proxy=v["proxy"])
 
 
 def build_entra(raw: Any, c: Checks) -> EntraSettings | None:

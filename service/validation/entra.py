@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -98,6 +98,9 @@ class _Verified:
     kid: str
     exp: int
     until: float
+    # step 6's answer per fixed rule set ("bearer", "teams"): the same token, the same settings,
+    # the same principal — refusals are never kept (they are raised again each time)
+    principals: dict[str, EntraPrincipal] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _safe(value: Any) -> str | None:
@@ -126,6 +129,7 @@ class EntraValidator:
         self._cache: OrderedDict[str, _Verified] = OrderedDict()
         self._cache_ttl = cache_ttl
         self._cache_size = cache_size
+        self._events: dict[str, Any] = {}    # cache_events_total children, bound once
 
     # --- public -------------------------------------------------------------------------------
 
@@ -135,13 +139,15 @@ class EntraValidator:
         return await self.validate_for(token, now=now, audiences=e.audiences,
                                        required_scopes=e.required_scopes,
                                        allowed_apps=e.allowed_client_apps or None,
-                                       allow_app_only=e.allow_app_only)
+                                       allow_app_only=e.allow_app_only, rules="bearer")
 
     async def validate_for(self, token: str, *, now: float, audiences: Collection[str],
                            required_scopes: Collection[str], allowed_apps: Collection[str] | None,
                            allow_app_only: bool = False,
-                           verify_signature: bool = True) -> EntraPrincipal:
-        """Generic variant (e.g. Teams tokens for ACS). Empty/None `allowed_apps` = any app."""
+                           verify_signature: bool = True, rules: str | None = None) -> EntraPrincipal:
+        """Generic variant (e.g. Teams tokens for ACS). Empty/None `allowed_apps` = any app.
+        `rules` names a rule set that is fixed for the validator's lifetime (the same audiences,
+        scopes and apps on every call): its principal is kept with the cached verification."""
         digest = sha256_hex(token) if isinstance(token, str) else ""
         verified = self._cache_get(digest, now) if verify_signature else None
         jws = None
@@ -151,8 +157,13 @@ class EntraValidator:
                 verified = await self._verify(jws, now=now, verify_signature=verify_signature)
                 if verify_signature:
                     self._cache_put(digest, verified)
-            return self._policy(verified, digest, audiences=audiences, required_scopes=required_scopes,
-                                allowed_apps=allowed_apps, allow_app_only=allow_app_only)
+            elif rules is not None and (kept := verified.principals.get(rules)) is not None:
+                return kept
+            principal = self._policy(verified, digest, audiences=audiences, required_scopes=required_scopes,
+                                     allowed_apps=allowed_apps, allow_app_only=allow_app_only)
+            if rules is not None and verify_signature:
+                verified.principals[rules] = principal
+            return principal
         except TokenValidationError as exc:
             exc.context = log_context(jws) if verified is None else {
                 "kid": verified.kid, "tid": verified.tid, "app_id": verified.app_id,
@@ -257,8 +268,21 @@ class EntraValidator:
             self._cache.popitem(last=False)
             self._count("evicted")
 
+    def verified_issuer(self, token: str, *, now: float) -> str | None:
+        """The `iss` of this exact token (sha256) while it has passed steps 1-5 and is cached,
+        else None: routing a subject token needs no parsing then (step 6 runs in `validate`)."""
+        entry = self._cache.get(sha256_hex(token))
+        if entry is None or now >= entry.until:
+            return None
+        iss = entry.claims.get("iss")
+        return iss if isinstance(iss, str) else None
+
     def _count(self, event: str) -> None:
         cache_event("entra_tokens", event)   # telemetry: on the validation span (no-op when off)
         if self._metrics is not None:
-            self._metrics.cache_events_total.labels(cache="entra_tokens", event=event).inc()
+            child = self._events.get(event)
+            if child is None:
+                child = self._events[event] = self._metrics.cache_events_total.labels(
+                    cache="entra_tokens", event=event)
+            child.inc()
 

@@ -22,6 +22,7 @@ the token's `tid` substituted must equal the token's `iss` or the v2 issuer of t
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -35,6 +36,7 @@ PLACEHOLDER = "{tenantid}"
 GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
+@functools.lru_cache(maxsize=64)   # called per token: the same few documents every time
 def issuer_template(issuer: str, home_tenant: str) -> str:
     """The discovery `issuer` with the tenant replaced by `{tenantid}`."""
     if PLACEHOLDER in issuer:

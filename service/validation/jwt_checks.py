@@ -39,6 +39,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -51,6 +52,7 @@ MAX_TOKEN_BYTES = 16 * 1024
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 VerifyingKey = PublicKey | bytes
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_B64_VALUE = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
 _HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
     "256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 _EC_CURVES = {"ES256": ("secp256r1", 32), "ES384": ("secp384r1", 48), "ES512": ("secp521r1", 66)}
@@ -74,7 +76,9 @@ def b64url_decode(segment: str) -> bytes:
         raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
     except (binascii.Error, ValueError) as e:
         raise TokenInvalid("malformed", "bad base64url") from e
-    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != segment:
+    # canonical = the unused low bits of the last character are zero (what re-encoding checks)
+    rem = len(segment) % 4
+    if rem and _B64_VALUE[segment[-1]] & (0x0F if rem == 2 else 0x03):
         raise TokenInvalid("malformed", "non-canonical base64url")
     return raw
 
@@ -96,8 +100,25 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
+def _compact_object(raw: bytes) -> dict[str, Any] | None:
+    """The fast path: orjson parses `raw` and renders it back byte for byte — then `raw` is the
+    one compact serialisation of a dict (no duplicate key survives a round trip; orjson refuses
+    NaN, invalid UTF-8 and lone surrogates). Anything else (spaces, escapes, exponents, big
+    integers, errors) takes the strict path below, with its exact reasons."""
+    try:
+        value = orjson.loads(raw)
+        if isinstance(value, dict) and orjson.dumps(value) == raw:
+            return value
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        pass
+    return None
+
+
 def strict_json_object(raw: bytes, what: str) -> dict[str, Any]:
     """A JSON object without duplicate keys, NaN/Infinity, invalid UTF-8 or lone surrogates."""
+    fast = _compact_object(raw)
+    if fast is not None:
+        return fast
     try:
         value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
                            parse_constant=_no_constants)

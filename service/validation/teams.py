@@ -34,7 +34,7 @@ class ValidatesFor(Protocol):
     async def validate_for(self, token: str, *, now: float, audiences: Collection[str],
                            required_scopes: Collection[str], allowed_apps: Collection[str] | None,
                            allow_app_only: bool = False,
-                           verify_signature: bool = True) -> EntraPrincipal: ...
+                           verify_signature: bool = True, rules: str | None = None) -> EntraPrincipal: ...
 
 
 async def validate_teams_token(validator: ValidatesFor, token: str, acs: AcsSettings, *, now: float,
@@ -44,7 +44,7 @@ async def validate_teams_token(validator: ValidatesFor, token: str, acs: AcsSett
     teams = await validator.validate_for(
         token, now=now, audiences=TEAMS_AUDIENCES, required_scopes=acs.teams_scopes,
         allowed_apps=acs.allowed_teams_client_apps, allow_app_only=False,
-        verify_signature=acs.verify_teams_token_signature)
+        verify_signature=acs.verify_teams_token_signature, rules="teams")
     if user is not None and (teams.oid != user.oid or teams.tid.lower() != user.tid.lower()):
         raise TokenInvalid("user_mismatch", "the Teams token is another user's")
     return teams
