@@ -94,7 +94,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _command(args: argparse.Namespace, settings: Settings, accounts: Accounts) -> int:
-    from .grants.linking import AccountConflict, audit_link
+    from .grants.linking import AccountConflict, link_event
     from .logs import audit
 
     cmd = args.accounts_command
@@ -119,13 +119,15 @@ async def _command(args: argparse.Namespace, settings: Settings, accounts: Accou
         holder = await accounts.link(args.account_id, issuer, subject)
         if holder != args.account_id:
             raise BadInput("conflict", f"{issuer} subject is already linked to account {holder}; unlink it first")
-        audit_link("account.linked", holder, issuer, subject, method="cli")
+        event, fields = link_event("account.linked", holder, issuer, subject, method="cli")
+        audit(event, **fields)
         _emit((await _account(accounts, holder)).as_json())
         return 0
     account_id = await accounts.unlink(issuer, subject)
     if account_id is None:
         raise BadInput("not_linked", f"no link for that {issuer} subject")
-    audit_link("account.unlinked", account_id, issuer, subject, method="cli")
+    event, fields = link_event("account.unlinked", account_id, issuer, subject, method="cli")
+    audit(event, **fields)
     _emit({"account": account_id, "issuer": issuer, "subject": subject, "unlinked": True})
     return 0
 

@@ -41,6 +41,8 @@ class AuditTrace:
     jti: str = ""
     rule: str = ""
     extra: dict[str, Any] = field(default_factory=dict)   # e.g. downstream correlation ids
+    # side events of the exchange (account.created / linked / unmatched), emitted by http/audit.py
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

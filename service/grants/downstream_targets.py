@@ -140,7 +140,8 @@ class DownstreamTargets:
         async def check(p: EntraPrincipal) -> None:
             if linker is not None:
                 await linker.resolve(Subject(ENTRA, str(p.claims.get("iss", "")), f"{p.tid}/{p.oid}",
-                                             frozenset(), int(p.exp), p.claims, tid=p.tid, oid=p.oid))
+                                             frozenset(), int(p.exp), p.claims, tid=p.tid, oid=p.oid),
+                                     events=req.trace.events)
 
         try:
             if target == ACS_TEAMS:

@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 from service.digest import short_hash
 from service.errors import InvalidRequest
 from service.grants.policy import ENTRA, SELF
-from service.logs import audit
 from service.settings import Settings
 from service.storage.base import Store, make_key
 
@@ -81,8 +80,12 @@ class Account:
                    tuple((x["issuer"], x["subject"]) for x in value.get("links") or ()))
 
 
-def audit_link(event: str, account_id: str, issuer: str, subject: str, **fields: Any) -> None:
-    audit(event, account=account_id, issuer=issuer, subject=short_hash(f"{issuer}|{subject}"), **fields)
+AuditEvents = list[tuple[str, dict[str, Any]]]
+
+
+def link_event(event: str, account_id: str, issuer: str, subject: str, **fields: Any) -> tuple[str, dict[str, Any]]:
+    """An account.* audit event (the external subject only as a hash)."""
+    return event, {"account": account_id, "issuer": issuer, "subject": short_hash(f"{issuer}|{subject}"), **fields}
 
 
 class Accounts:
@@ -206,8 +209,10 @@ class AccountLinker:
     def mode(self, issuer_name: str) -> str:
         return self._modes.get(issuer_name, ("none", ()))[0]
 
-    async def resolve(self, subject: Subject) -> Account | None:
-        """The subject's account (None: use the derived local id); InvalidRequest when refused."""
+    async def resolve(self, subject: Subject, *, events: AuditEvents) -> Account | None:
+        """The subject's account (None: use the derived local id); InvalidRequest when refused.
+        What linking did (account.created / linked / unmatched) is appended to `events`, which the
+        HTTP layer audits with the request (http/audit.py)."""
         if subject.issuer_name == SELF:
             return await self._accounts.get(subject.external_id)
         mode, lookup = self._modes.get(subject.issuer_name, ("none", ()))
@@ -222,7 +227,7 @@ class AccountLinker:
             raise InvalidRequest("The subject token is not acceptable.", reason="account_not_linked",
                                  detail=f"issuer={issuer}")
         if mode == "jit":
-            return await self._create(subject)
+            return await self._create(subject, events)
         for name in lookup:
             value = lookup_value(issuer, subject.claims, name, oid=subject.oid)
             found = await self._accounts.by_attribute(name, value) if value else None
@@ -230,16 +235,16 @@ class AccountLinker:
                 continue
             holder = await self._accounts.link(found, issuer, ext)
             if holder == found:
-                audit_link("account.linked", found, issuer, ext, method="attribute", attribute=name)
+                events.append(link_event("account.linked", found, issuer, ext, method="attribute", attribute=name))
             return await self._accounts.get(holder)
         if issuer not in self._mandated:
-            audit("account.unmatched", issuer=issuer, subject=short_hash(f"{issuer}|{ext}"),
-                  lookup=",".join(lookup), outcome="external_subject")
+            events.append(("account.unmatched", {"issuer": issuer, "subject": short_hash(f"{issuer}|{ext}"),
+                                                 "lookup": ",".join(lookup), "outcome": "external_subject"}))
             return None
         raise InvalidRequest("The subject token is not acceptable.", reason="account_no_match",
                              detail=f"issuer={issuer} lookup={','.join(lookup)}")
 
-    async def _create(self, subject: Subject) -> Account | None:
+    async def _create(self, subject: Subject, events: AuditEvents) -> Account | None:
         attrs, index = profile(subject.issuer_name, subject.claims, tid=subject.tid, oid=subject.oid)
         account = await self._accounts.create(attrs, index=index, strict=False)
         issuer, ext = subject.issuer_name, subject.external_id
@@ -247,9 +252,10 @@ class AccountLinker:
         if holder != account.id:          # a concurrent first exchange linked its own account
             await self._accounts.discard(account)
             return await self._accounts.get(holder)
-        audit_link("account.created", account.id, issuer, ext, method="jit")
-        audit_link("account.linked", account.id, issuer, ext, method="jit")
+        events.append(link_event("account.created", account.id, issuer, ext, method="jit"))
+        events.append(link_event("account.linked", account.id, issuer, ext, method="jit"))
         return await self._accounts.get(account.id)
 
 
-__all__ = ["Account", "AccountConflict", "AccountLinker", "Accounts", "audit_link", "lookup_value", "profile"]
+__all__ = ["Account", "AccountConflict", "AccountLinker", "Accounts", "AuditEvents", "link_event",
+           "lookup_value", "profile"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from service.digest import short_hash
@@ -34,7 +35,7 @@ from service.grants.delegation import ACTOR_REFUSED, Delegations, actor_param
 from service.grants.downstream_targets import DownstreamTargets, is_downstream
 from service.grants.exchange_params import read_exchange_params
 from service.grants.federation import Federation, federated_scopes
-from service.grants.linking import AccountLinker
+from service.grants.linking import AccountLinker, AuditEvents
 from service.grants.opaque import OpaqueHandles, wants_opaque
 from service.grants.policy import ENTRA, SELF
 from service.grants.refresh_families import RefreshTokens
@@ -65,14 +66,15 @@ class ResolvedSubject:
 
 
 async def resolve_subject(subject: Subject, *, federation: Federation | None = None,
-                          linker: AccountLinker | None = None, targets: tuple[str, ...] = ()) -> ResolvedSubject:
+                          linker: AccountLinker | None = None, targets: tuple[str, ...] = (),
+                          events: AuditEvents | None = None) -> ResolvedSubject:
     """The subject of our token: service-principal federation first, then account linking
     (grants/federation.py, grants/linking.py), else the stable derived local id."""
     if federation and subject.issuer_name not in (ENTRA, SELF):
         client = federation.match(subject.issuer_name, subject.external_id, subject.claims, targets)
         if client is not None:
             return ResolvedSubject(client.client_id, federated=client)
-    account = await linker.resolve(subject) if linker is not None else None
+    account = await linker.resolve(subject, events=[] if events is None else events) if linker is not None else None
     if account is None:
         return ResolvedSubject(subject.local_id())
     return ResolvedSubject(account.id, claims=account.token_claims())
@@ -140,14 +142,16 @@ class TokenExchangeGrant:
         remaining = subject.exp - now
         if remaining < 1:
             raise InvalidRequest("The subject token is not acceptable.", reason="subject_expired")
-        delegation = await self._delegations.resolve(req, subject, resolve_sub=self._local_sub, now=now)
+        delegation = await self._delegations.resolve(req, subject, resolve_sub=partial(self._local_sub, events=trace.events),
+                                                     now=now)
         if delegation.chain:
             trace.extra["actor_chain"] = list(delegation.chain)
         if delegation.actor is not None:     # the actor's authority ends with its token, too
             remaining = min(remaining, delegation.actor.exp - now)
             if remaining < 1:
                 raise InvalidRequest(ACTOR_REFUSED, reason="actor_expired")
-        who = await resolve_subject(subject, federation=self._federation, linker=self._linker, targets=targets)
+        who = await resolve_subject(subject, federation=self._federation, linker=self._linker, targets=targets,
+                                    events=trace.events)
         sub, scopes = who.sub, who.scopes(decision.scopes, requested_scopes)
         # single-use tokens are used up only now that nothing can refuse the request any more
         # (federation and linking refuse too): a refused request must not burn them
@@ -179,6 +183,6 @@ class TokenExchangeGrant:
                              scope=scope_for_response(requested_scopes, scopes),
                              refresh_token=refresh)
 
-    async def _local_sub(self, subject: Subject) -> str:
+    async def _local_sub(self, subject: Subject, *, events: AuditEvents) -> str:
         """The local `sub` of a subject or actor (account linking; delegation compares these)."""
-        return (await resolve_subject(subject, linker=self._linker)).sub
+        return (await resolve_subject(subject, linker=self._linker, events=events)).sub

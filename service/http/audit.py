@@ -36,6 +36,8 @@ def record(*, client_id: str, grant: str, trace: AuditTrace | None, decision: st
            latency_ms: float, metrics: Metrics | None = None) -> None:
     """`decision` is "allow" or "deny"; `reason` a short code ("issued", "subject_expired", ...)."""
     t = trace or AuditTrace()
+    for event, fields in t.events:       # what account linking did for this request
+        audit(event, client_id=client_id or None, **fields)
     audit(EVENT, client_id=client_id or None, grant=grant, issuer=t.issuer or None,
           subject=t.subject_hash or None, audience=list(t.audience), requested_token_type=t.requested_token_type
           or None, issued_token_type=t.issued_token_type or None, decision=decision, reason=reason,
