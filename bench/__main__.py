@@ -156,19 +156,20 @@ def run(args: argparse.Namespace) -> str:
             Scenario("introspect", f"{url2}/oauth2/introspect", "POST", form, "token={T}",
                      _one(work / "ours.tokens", ours), p2),
         ]}
+        order_all = [k for k in ORDER if not args.only or k in args.only.split(",")]
         warm = 1.0
         _say(f"warming up every scenario ({warm:g} s each)")
-        for key in ORDER:
+        for key in order_all:
             run_ = wrk_run(s[key], seconds=warm, connections=args.connections)
             if run_.errors:
                 raise SystemExit(f"bench: the warm-up of {key} had {run_.errors} errors of {run_.requests}; "
                                  f"see {work}/*.stderr")
         if args.profile:
             return profile(s, args.profile.split(","), work, seconds=args.seconds, connections=args.connections)
-        results: dict[str, list[Run]] = {k: [] for k in ORDER}
+        results: dict[str, list[Run]] = {k: [] for k in order_all}
         counters: dict[str, Counters] = {}
         for rnd in range(args.rounds):
-            order = ORDER if rnd % 2 == 0 else ORDER[::-1]
+            order = order_all if rnd % 2 == 0 else order_all[::-1]
             _say(f"round {rnd + 1}/{args.rounds}")
             for key in order:
                 watch = s[key].pids is p2
@@ -210,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=5.0, help="per wrk run")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--workdir", help="state, token lists and server logs (default .bench/full or .bench/quick)")
+    p.add_argument("--only", metavar="SCENARIO[,...]",
+                   help="run only these scenarios (a partial table, for quick comparisons)")
     p.add_argument("--profile", metavar="SCENARIO[,...]", help="py-spy one worker per scenario; no table")
     args = p.parse_args(argv)
     if args.quick:

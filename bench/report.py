@@ -83,10 +83,13 @@ def render(results: Results, counters: Mapping[str, Counters], rss: Sequence[flo
            "baseline req/s | CPU µs/req | ratio | target | holds |",
            "|---|---:|---:|---:|---|---:|---:|---:|---:|:---:|"]
     holds_all = True
+    failed: list[str] = []
     for row in [*ROWS, SCALING]:
         broker, base = results.get(row.key, ()), results.get(row.baseline, ())
         text, ok = verdict(row, results)
         holds_all &= ok
+        if not ok:
+            failed.append(f"{row.label} ({text}, target {_target(row)})")
         label = row.label
         out.append(f"| {label} | {_cell(broker)} | {_lat(broker)} | {_cpu(broker):,.0f} | {row.baseline_label} | "
                    f"{_cell(base)} | {_cpu(base):,.0f} | {text} | {_target(row)} | {'yes' if ok else '**no**'} |")
@@ -94,10 +97,14 @@ def render(results: Results, counters: Mapping[str, Counters], rss: Sequence[flo
     for key, label in EXTRA:
         runs = results.get(key, ())
         out.append(f"| {label} | {_cell(runs)} | {_lat(runs)} | {_cpu(runs):,.0f} |")
+    wrk = [f"{key} {statistics.median(r.wrk_cpu_us for r in runs):,.0f}" for key, runs in results.items() if runs]
+    out += ["", "The load generator's own CPU µs per request (wrk shares the 2 cores with the servers): "
+            + ", ".join(wrk) + "."]
     errors = sum(r.errors for runs in results.values() for r in runs)
     total = sum(r.requests for runs in results.values() for r in runs)
     out += ["", f"Errors (non-2xx, socket errors, timeouts): {errors:,} of {total:,} requests. "
-                f"Every target holds: {'yes' if holds_all and not errors else 'no'}.", "",
+                f"Every target holds: {'yes' if holds_all and not errors else 'no'}"
+                + (f" — not held: {'; '.join(failed)}." if failed else "."), "",
             f"Cache events in the broker's own `/metrics` (both workers) during the timed runs; the "
             f"distinct-token lists hold {tokens:,} tokens each (per-worker caches: 10,000 entries):", "",
             "| scenario | cache | hits | misses |", "|---|---|---:|---:|"]
