@@ -128,6 +128,10 @@ def run(args: argparse.Namespace) -> str:
                         "Content-Type": "application/x-www-form-urlencoded"}
         ours = _post(f"{url2}/oauth2/token", exchange_form(user), form_headers)["access_token"]
         p2, p1, pb = (lambda: worker_pids(b2)), (lambda: worker_pids(b1)), (lambda: worker_pids(baseline))
+
+        def ups() -> list[int]:   # the emulators' CPU, reported apart
+            return [*entra.pids, *acs.pids]
+
         bearer = "Authorization: Bearer {T}"
         form = ("Content-Type: application/x-www-form-urlencoded", basic)
         user_cursor, base_user_cursor = [0], [0]
@@ -136,7 +140,7 @@ def run(args: argparse.Namespace) -> str:
             Scenario("verify", f"{base_url}/verify", headers=(bearer,), tokens=users, pids=pb,
                      cursor=base_user_cursor),
             Scenario("upstream", f"{base_url}/upstream", headers=("teams-user-aad-token: {T}",),
-                     tokens=teams_list, pids=pb),
+                     tokens=teams_list, pids=pb, emulators=ups),
             Scenario("sign", f"{base_url}/sign", "POST", form, exchange_form("{T}"), users, pb,
                      base_user_cursor),
             Scenario("me_hit", f"{url2}/api/me", headers=(bearer,), tokens=one_user, pids=p2),
@@ -146,13 +150,13 @@ def run(args: argparse.Namespace) -> str:
             Scenario("me_distinct", f"{url2}/api/me", headers=(bearer,), tokens=users, pids=p2,
                      cursor=user_cursor),
             Scenario("teams_distinct", f"{url2}/api/token/teams", headers=(f"Authorization: Bearer {user}",
-                     "teams-user-aad-token: {T}"), tokens=teams_list, pids=p2),
+                     "teams-user-aad-token: {T}"), tokens=teams_list, pids=p2, emulators=ups),
             Scenario("oauth_repeat", f"{url2}/oauth2/token", "POST", form, exchange_form("{T}"), one_user, p2),
             Scenario("oauth_distinct", f"{url2}/oauth2/token", "POST", form, exchange_form("{T}"), users, p2,
                      user_cursor),
             Scenario("obo_hit", f"{url2}/api/token/obo/workspace", "POST", (bearer,), tokens=one_user, pids=p2),
             Scenario("obo_miss", f"{url2}/api/token/obo/workspace", "POST", (bearer,), tokens=obo_users,
-                     pids=p2),
+                     pids=p2, emulators=ups),
             Scenario("introspect", f"{url2}/oauth2/introspect", "POST", form, "token={T}",
                      _one(work / "ours.tokens", ours), p2),
         ]}
