@@ -172,15 +172,22 @@ def run(args: argparse.Namespace) -> str:
             return profile(s, args.profile.split(","), work, seconds=args.seconds, connections=args.connections)
         results: dict[str, list[Run]] = {k: [] for k in order_all}
         counters: dict[str, Counters] = {}
+        split: dict[int, float] = {}
         for rnd in range(args.rounds):
             order = order_all if rnd % 2 == 0 else order_all[::-1]
             _say(f"round {rnd + 1}/{args.rounds}")
             for key in order:
                 watch = s[key].pids is p2
-                before = cache_counters(url2, p2()) if watch else {}
+                split_before: dict[int, Counters] = {}
+                split_after: dict[int, Counters] = {}
+                before = cache_counters(url2, p2(), split_before) if watch else {}
                 results[key].append(wrk_run(s[key], seconds=args.seconds, connections=args.connections))
                 if watch:
-                    d = delta(cache_counters(url2, p2()), before)
+                    d = delta(cache_counters(url2, p2(), split_after), before)
+                    if key == "me_hit":   # every request is one entra_tokens hit: the SO_REUSEPORT split
+                        for pid, after in split_after.items():
+                            hit = ("entra_tokens", "hit")
+                            split[pid] = split.get(pid, 0.0) + after.get(hit, 0.0) - split_before[pid].get(hit, 0.0)
                     counters[key] = {k: counters.get(key, {}).get(k, 0.0) + d.get(k, 0.0)
                                      for k in set(d) | set(counters.get(key, {}))}
         rss = [rss_mib(pid) for pid in p2()]
@@ -190,7 +197,7 @@ def run(args: argparse.Namespace) -> str:
             _say(f"WARNING: {key} hit the {cache} cache {hits:.0f} times")
     command = "python -m bench --quick" if args.quick else "make bench"
     return render(results, counters, rss, command=command, rounds=args.rounds, seconds=args.seconds,
-                  connections=args.connections, tokens=count, started=started)
+                  connections=args.connections, tokens=count, started=started, split=list(split.values()))
 
 
 def profile(s: dict[str, Scenario], keys: list[str], work: Path, *, seconds: float, connections: int) -> str:

@@ -74,7 +74,8 @@ def machine_facts() -> str:
 
 
 def render(results: Results, counters: Mapping[str, Counters], rss: Sequence[float], *, command: str,
-           rounds: int, seconds: float, connections: int, tokens: int, started: str) -> str:
+           rounds: int, seconds: float, connections: int, tokens: int, started: str,
+           split: Sequence[float] = ()) -> str:
     out = [f"Measured {started} with `{command}`: one `wrk -t1 -c{connections}` (keep-alive), "
            f"{seconds:g} s per run, {rounds} interleaved round(s) (order reversed every other round), "
            f"medians with min–max; broker `serve --workers 2`, emulators and baselines in their own "
@@ -108,6 +109,9 @@ def render(results: Results, counters: Mapping[str, Counters], rss: Sequence[flo
     for key, label in EXTRA:
         runs = results.get(key, ())
         out.append(f"| {label} | {_cell(runs)} | {_lat(runs)} | {_cpu(runs):,.0f} |")
+    if sum(split):
+        out += ["", "SO_REUSEPORT's split of the /api/me cache-hit requests between the broker's workers: "
+                + " / ".join(f"{100 * n / sum(split):.0f} %" for n in split) + "."]
     wrk = [f"{key} {statistics.median(r.wrk_cpu_us for r in runs):,.0f}" for key, runs in results.items() if runs]
     out += ["", "The load generator's own CPU µs per request (wrk shares the 2 cores with the servers): "
             + ", ".join(wrk) + "."]
