@@ -124,7 +124,10 @@ async def _serve(args: argparse.Namespace) -> None:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", args.port, reuse_port=True, backlog=1024).start()
-    print(json.dumps({"event": "server.started", "pid": os.getpid(), "port": args.port}), flush=True)
+    # one write per line: the workers share stdout, and with PYTHONUNBUFFERED print() writes the
+    # newline separately, so two workers' lines could interleave as `{…}{…}\n\n`
+    sys.stdout.write(json.dumps({"event": "server.started", "pid": os.getpid(), "port": args.port}) + "\n")
+    sys.stdout.flush()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)

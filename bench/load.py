@@ -8,6 +8,7 @@ token). Each run is bounded: `wrk -d`, `--timeout`, and a subprocess timeout on 
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ class Scenario:
     tokens: Path | None = None          # one token per line; None = no token
     pids: Callable[[], Sequence[int]] = lambda: ()   # the server processes whose CPU is counted
     cursor: list[int] = field(default_factory=lambda: [0])   # shared by scenarios of one token list
+    emulators: Callable[[], Sequence[int]] = lambda: ()   # upstream processes whose CPU is reported apart
 
 
 @dataclass
@@ -38,6 +40,8 @@ class Run:
     p50_ms: float
     p99_ms: float
     cpu_us: float                # server CPU per request
+    wrk_cpu_us: float = 0.0      # the load generator's own CPU per request (it shares the cores)
+    emulator_cpu_us: float = 0.0  # the emulators' CPU per request (they share the cores too)
 
 
 def wrk_run(s: Scenario, *, seconds: float, connections: int = 32) -> Run:
@@ -45,9 +49,11 @@ def wrk_run(s: Scenario, *, seconds: float, connections: int = 32) -> Run:
             s.url, "--", str(s.tokens) if s.tokens else "-", str(s.cursor[0]), s.method, s.body,
             *s.headers]
     pids = list(s.pids())
-    cpu_before = cpu_seconds(pids)
+    upstream = list(s.emulators())
+    cpu_before, wrk_before, up_before = cpu_seconds(pids), _children_cpu(), cpu_seconds(upstream)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
-    cpu = cpu_seconds(pids) - cpu_before
+    cpu, wrk_cpu = cpu_seconds(pids) - cpu_before, _children_cpu() - wrk_before
+    up_cpu = cpu_seconds(upstream) - up_before
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk failed for {s.key}: {done.stderr.strip() or done.stdout.strip()}"[:500])
@@ -58,7 +64,14 @@ def wrk_run(s: Scenario, *, seconds: float, connections: int = 32) -> Run:
     errors = sum(int(r[k]) for k in ("connect", "read", "write", "status", "timeout"))
     return Run(rps=n / (r["duration_us"] / 1e6), requests=n, errors=errors,
                p50_ms=r["p50_us"] / 1000, p99_ms=r["p99_us"] / 1000,
-               cpu_us=cpu * 1e6 / n if n else 0.0)
+               cpu_us=cpu * 1e6 / n if n else 0.0, wrk_cpu_us=wrk_cpu * 1e6 / n if n else 0.0,
+               emulator_cpu_us=up_cpu * 1e6 / n if n else 0.0)
+
+
+def _children_cpu() -> float:
+    """utime+stime of the finished children waited for (each wrk run is one)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def check_wrk() -> None:

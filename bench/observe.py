@@ -27,8 +27,9 @@ def _scrape(url: str) -> tuple[int, Counters]:
     return (int(pid.group(1)) if pid else 0), counters
 
 
-def cache_counters(url: str, pids: Collection[int]) -> Counters:
-    """cache_events_total summed over the workers `pids` (each scraped once)."""
+def cache_counters(url: str, pids: Collection[int], per_worker: dict[int, Counters] | None = None) -> Counters:
+    """cache_events_total summed over the workers `pids` (each scraped once); `per_worker`
+    (if given) receives each worker's own counters."""
     seen: dict[int, Counters] = {}
     for _ in range(MAX_TRIES):
         pid, counters = _scrape(url)
@@ -37,6 +38,8 @@ def cache_counters(url: str, pids: Collection[int]) -> Counters:
             break
     else:
         raise RuntimeError(f"bench: /metrics never answered from every worker {sorted(pids)}")
+    if per_worker is not None:
+        per_worker.update({pid: seen[pid] for pid in pids})
     total: Counters = {}
     for pid in pids:
         for k, v in seen[pid].items():

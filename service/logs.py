@@ -134,9 +134,8 @@ class LineWriter:
             self._stream.write(line.decode())
             self._stream.flush()
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        loop = asyncio._get_running_loop()   # None outside a loop (no exception per line)
+        if loop is None:
             self._write(line)
             return
         self._pending.append(line)

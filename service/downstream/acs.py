@@ -150,11 +150,13 @@ class AcsClient:
 
     async def exchange_teams_token_cached(self, teams_token: str, client_id: str, user_object_id: str,
                                           *, not_after: float | None = None,
-                                          trace: dict | None = None) -> tuple[str, datetime]:
+                                          trace: dict | None = None,
+                                          token_hash: str | None = None) -> tuple[str, datetime]:
         """As above, cached per (token hash, app, user) and single-flight, never past
         `not_after` (the Teams token's `exp`); `trace["cached"]` says whether this caller
-        reused another call's answer."""
-        key = f"{sha256_hex(teams_token)}:{client_id}:{user_object_id}"
+        reused another call's answer. `token_hash`: the token's sha256 hex when the caller
+        already has it (the validated principal's `token_hash`), saving a second hash."""
+        key = f"{token_hash or sha256_hex(teams_token)}:{client_id}:{user_object_id}"
         own: dict = {}
 
         async def factory() -> TeamsEntry:

@@ -8,7 +8,9 @@ its own `x-ms-client-request-id` (headers policy), retries in its own layer (ret
 follows redirects to ACS, logs its own lines (never the SDK's) and has no tracing, so the
 pipeline is:
 
-    headers → user agent → content decoding → authentication → response hook
+    headers → user agent → content decoding → JSON charset → authentication → response hook
+
+(responses pass the policies inner to outer: the JSON charset is known before decoding)
 
 Authentication: an `AzureKeyCredential` (access key or connection string) signs each request
 with `AcsHmacPolicy` — the HMAC-SHA256 scheme of the SDK's own `HMACCredentialsPolicy`
@@ -19,8 +21,10 @@ managed identity) gets azure-core's `AsyncBearerTokenCredentialPolicy` for ACS's
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
+import time
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -60,20 +64,53 @@ class AcsHmacPolicy(SansIOHTTPPolicy):
 
     def on_request(self, request: PipelineRequest) -> None:
         http = request.http_request
-        parts = urlsplit(http.url)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        path = unquote(str(URL(path)))
+        path = _signed_path(http.url)
         body = http.body
         if body is None:
             http.body = body = ""
         raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
         content_hash = base64.b64encode(hashlib.sha256(raw).digest()).decode()
-        date = formatdate(usegmt=True)
+        date = _http_date()
         to_sign = f"{http.method.upper()}\n{path}\n{date};{self._host};{content_hash}"
         signature = base64.b64encode(hmac.new(self._secret(), to_sign.encode(), hashlib.sha256).digest()).decode()
         http.headers.update({
             "x-ms-date": date, "x-ms-content-sha256": content_hash, "x-ms-return-client-request-id": "true",
             "Authorization": f"HMAC-SHA256 SignedHeaders={SIGNED_HEADERS}&Signature={signature}"})
+
+
+@functools.lru_cache(maxsize=256)   # a handful of operation URLs; yarl parsing is ~10 µs a call
+def _signed_path(url: str) -> str:
+    """The path?query that is signed: as aiohttp sends it (yarl-normalised), percent-decoded."""
+    parts = urlsplit(url)
+    return unquote(str(URL(parts.path + (f"?{parts.query}" if parts.query else ""))))
+
+
+_date_second = -1
+_date_text = ""
+
+
+def _http_date() -> str:
+    """`formatdate(usegmt=True)` for now, formatted once per second."""
+    global _date_second, _date_text
+    second = int(time.time())
+    if second != _date_second:
+        _date_second, _date_text = second, formatdate(second, usegmt=True)
+    return _date_text
+
+
+_UTF8_JSON = frozenset({"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"})
+
+
+class JsonCharsetPolicy(SansIOHTTPPolicy):
+    """Tells a JSON response its encoding when the Content-Type says it plainly: the SDK would
+    parse the header with `email.message` on every call (~3 % of a Teams exchange) to learn the
+    same "utf-8" (RFC 8259). Any other Content-Type is left to the SDK."""
+
+    def on_response(self, request: PipelineRequest, response: Any) -> None:
+        http = response.http_response
+        content_type = http.headers.get("Content-Type")
+        if content_type is not None and content_type.strip().lower() in _UTF8_JSON:
+            http.encoding = "utf-8"
 
 
 def auth_policy(endpoint: str, credential: Any) -> Any:
@@ -85,4 +122,4 @@ def auth_policy(endpoint: str, credential: Any) -> Any:
 def acs_policies(endpoint: str, credential: Any) -> list[Any]:
     """The policy list for `CommunicationIdentityClient(..., policies=acs_policies(...))`."""
     return [HeadersPolicy(), UserAgentPolicy(sdk_moniker=SDK_MONIKER), ContentDecodePolicy(),
-            auth_policy(endpoint, credential), CustomHookPolicy()]
+            JsonCharsetPolicy(), auth_policy(endpoint, credential), CustomHookPolicy()]

@@ -43,7 +43,8 @@ class EntraTokens(Protocol):
 class TeamsExchange(Protocol):
     async def exchange_teams_token_cached(self, teams_token: str, client_id: str, user_object_id: str,
                                           *, not_after: float | None = None,
-                                          trace: dict[str, Any] | None = None) -> tuple[str, datetime]: ...
+                                          trace: dict[str, Any] | None = None,
+                                          token_hash: str | None = None) -> tuple[str, datetime]: ...
 
 
 class OboExchange(Protocol):

@@ -113,7 +113,7 @@ async def call_acs_teams(validator: EntraTokens, client: TeamsExchange | None, s
     trace.extra["downstream"] = "acs"
     try:
         token, expires_on = await client.exchange_teams_token_cached(
-            teams_token, teams.app_id, teams.oid, not_after=teams.exp, trace=calls)
+            teams_token, teams.app_id, teams.oid, not_after=teams.exp, trace=calls, token_hash=teams.token_hash)
     except InvalidTeamsToken as e:    # ACS refused the Teams token after our checks passed
         raise InvalidRequest(NOT_ACCEPTABLE, reason="subject_refused_by_acs", detail=e.detail) from e
     finally:

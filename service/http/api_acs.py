@@ -62,7 +62,7 @@ async def teams_token(request: web.Request, bearer: EntraPrincipal, record: Audi
     record.fields["teams_app"] = teams.app_id
     client: AcsClient = request.app[ACS_CLIENT]
     token, expires_on = await client.exchange_teams_token_cached(
-        raw, teams.app_id, teams.oid, not_after=teams.exp, trace=record.trace)
+        raw, teams.app_id, teams.oid, not_after=teams.exp, trace=record.trace, token_hash=teams.token_hash)
     # never later than the Teams token itself (ACS says "matching expiration time")
     expires_on = min(expires_on, datetime.fromtimestamp(teams.exp, UTC))
     return _json({"token": token, "expiresOn": iso_utc(expires_on)}, 201)

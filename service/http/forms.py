@@ -8,6 +8,7 @@ that are not UTF-8 (raw or percent-encoded) are `invalid_request`.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping, Sequence
 from urllib.parse import parse_qsl
 
@@ -17,6 +18,7 @@ from ..errors import InvalidRequest, PayloadTooLarge, RequestTimeout, Unsupporte
 from ..typedefs import SETTINGS
 
 FORM_TYPE = "application/x-www-form-urlencoded"
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f]").search   # a control character other than tab
 MAX_FORM_BYTES = 64 * 1024
 MAX_FIELDS = 64
 DECODABLE = frozenset({"", "identity", "gzip", "deflate"})  # what aiohttp decodes without extras
@@ -60,7 +62,7 @@ async def read_form(request: web.Request, *, max_bytes: int = MAX_FORM_BYTES) ->
         raise InvalidRequest("The form body is malformed.", reason="form_encoding") from e
     form: dict[str, list[str]] = {}
     for name, value in pairs:
-        if any(ord(c) < 0x20 and c not in "\t" for c in name):
+        if _CONTROL(name):
             raise InvalidRequest("The form body is malformed.", reason="form_encoding")
         form.setdefault(name, []).append(value)
     return form

@@ -15,13 +15,13 @@ from azure.core.pipeline.policies import (
 from service.downstream.acs_pipeline import acs_policies
 
 
-def test_the_policy_list_is_headers_agent_decode_auth_hook(acs):
+def test_the_policy_list_is_headers_agent_decode_charset_auth_hook(acs):
     from azure.core.credentials import AzureKeyCredential
 
     policies = acs_policies(acs.url, AzureKeyCredential(acs.access_key))
     kinds = [type(p).__name__ for p in policies]
     assert kinds == [HeadersPolicy.__name__, UserAgentPolicy.__name__, ContentDecodePolicy.__name__,
-                     "AcsHmacPolicy", CustomHookPolicy.__name__]
+                     "JsonCharsetPolicy", "AcsHmacPolicy", CustomHookPolicy.__name__]
 
 
 async def test_a_teams_exchange_carries_our_request_id_and_logs_nothing_from_the_sdk(broker, tokens, acs, caplog):

@@ -1,0 +1,47 @@
+"""The hot path's cheaper checks accept and refuse exactly what the rules say (issue 12)."""
+
+from __future__ import annotations
+
+import re
+import string
+
+import pytest
+
+from service.grants.throttle import address_key
+from service.http.bearer import is_token68
+from service.http.forms import _CONTROL
+
+#: RFC 6750 §2.1 b64token, the reference the fast check replaced
+TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+@pytest.mark.parametrize("token", [
+    "abc", "a==", "A-._~+/9", "eyJhbGciOi.eyJzdWIi.c2ln", "x" * 4000 + "=",
+    "", "=", "==", "a=b", "a b", "a\tb", "a\nb", "ab\u00e9", "a,b", "a;b", "a\x00", "é", "a=\u00e9",
+    "tok\u0663en", "a==b==", " a", "a ",
+])
+def test_token68_agrees_with_the_rfc_grammar(token: str) -> None:
+    assert is_token68(token) is bool(TOKEN68.fullmatch(token))
+
+
+def test_token68_every_single_character() -> None:
+    for code in range(0x300):
+        c = chr(code)
+        assert is_token68(c) is bool(TOKEN68.fullmatch(c)), repr(c)
+        assert is_token68("a" + c) is bool(TOKEN68.fullmatch("a" + c)), repr(c)
+
+
+def test_form_field_names_control_characters() -> None:
+    for code in range(0x80):
+        c = chr(code)
+        expected = code < 0x20 and c != "\t"
+        assert bool(_CONTROL(f"name{c}x")) is expected, repr(c)
+    assert not _CONTROL(string.printable.replace("\n", "").replace("\r", "").replace("\x0b", "").replace("\x0c", ""))
+
+
+def test_address_key_is_memoised_and_still_right() -> None:
+    assert address_key("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"   # from the memo
+    assert address_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert address_key("not an address") == "not an address"
+    assert address_key.cache_info().hits >= 1
