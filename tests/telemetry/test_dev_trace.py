@@ -127,8 +127,11 @@ def test_dev_trace_prints_the_span_tree_of_each_request(dev: Dev):
     assert f"tid={dev.started['tenant_id']}" in validation and "kid=" in validation
     assert any(line.lstrip("│ ").startswith(("├─ GET https://127.0.0.1:", "└─ GET https://127.0.0.1:"))
                for line in tree), tree       # the discovery / JWKS fetches from the Entra emulator
-    lines = [json.loads(line) for line in dev.out if line.startswith("{")]
-    assert any(r.get("event") == "http.request" and r.get("trace_id") == trace_id for r in lines)
+    deadline = time.monotonic() + WAIT   # stdout is read by a thread: poll for the request line
+    while not any(r.get("event") == "http.request" and r.get("trace_id") == trace_id
+                  for r in (json.loads(line) for line in list(dev.out) if line.startswith("{"))):
+        assert time.monotonic() < deadline, "no http.request line carried the trace id"
+        time.sleep(0.02)
 
 
 def test_the_brokers_root_is_a_json_index_of_its_documents(dev: Dev):
