@@ -55,7 +55,8 @@ _PREFLIGHT = {"Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
               "Vary": "Origin"}
 
 
-def _route_name(request: web.Request) -> str:
+def route_name(request: web.Request) -> str:
+    """The matched route's template (`/api/token/obo/{name}`), or `unmatched`."""
     route = request.match_info.route
     resource = route.resource if route is not None else None
     return resource.canonical if resource is not None else "unmatched"
@@ -152,7 +153,7 @@ async def broker_middleware(request: web.Request, handler: Handler) -> web.Strea
         raise
     finally:
         elapsed = time.perf_counter() - started
-        route = _route_name(request)
+        route = route_name(request)
         request.app[METRICS].observe_request(route, request.method, status, elapsed)
         log.info("http.request", method=request.method, route=route, status=status,
                  duration_ms=round(elapsed * 1000, 2))

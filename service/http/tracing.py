@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import web
 
 from ..typedefs import OVERRIDES, SETTINGS, TELEMETRY
+from .middlewares import route_name
 
 
 def tracing_wanted(app: web.Application) -> bool:
@@ -65,16 +66,10 @@ def traced_store(app: web.Application, store: Any) -> Any:
     return TracedStore(store, app[SETTINGS].store.url.split(":", 1)[0].lower())
 
 
-def _route(request: web.Request) -> str:
-    route = request.match_info.route
-    resource = route.resource if route is not None else None
-    return resource.canonical if resource is not None else "unmatched"
-
-
 @web.middleware
 async def trace_request(request: web.Request, handler: Any) -> web.StreamResponse:
     tracing = request.app[TELEMETRY]
-    route = _route(request)
+    route = route_name(request)
     attributes = {"http.request.method": request.method, "http.route": route, "url.path": request.path,
                   "url.scheme": request.scheme, "network.protocol.version":
                   f"{request.version.major}.{request.version.minor}"}
