@@ -98,7 +98,11 @@ def _key_set(state: EmulatorState, request: web.Request, issuer: str | None) -> 
 
 async def keys_v2(request: web.Request) -> web.Response:
     """Like Entra: each key carries `issuer`, the tenant's concrete v2 issuer on a tenant's own
-    document and the `{tenantid}` template only on `organizations`/`common`/`consumers`."""
+    document and the `{tenantid}` template only on `organizations`/`common`/`consumers`.
+    Evidence: key documents captured from login.microsoftonline.com in minio's
+    internal/config/identity/openid/jwks_test.go; Microsoft's access-token docs ("Validate the
+    signing key issuer"); IdentityModel's AadTokenValidationParametersExtension, which substitutes
+    `tid` into the key's issuer and compares it with the token's `iss`."""
     state: EmulatorState = request.app[STATE_KEY]
     try:
         _, tid = _segment(state, request)
@@ -108,7 +112,7 @@ async def keys_v2(request: web.Request) -> web.Response:
 
 
 async def keys_v1(request: web.Request) -> web.Response:
-    """v1 key documents carry no `issuer` on their keys."""
+    """v1 key documents carry no `issuer` on their keys (same captured documents as above)."""
     state: EmulatorState = request.app[STATE_KEY]
     try:
         _segment(state, request)
