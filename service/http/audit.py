@@ -21,10 +21,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..digest import short_hash
 from ..errors import BrokerError
 from ..grants.base import AuditTrace
-from ..logs import audit
+from ..logs import audit, audit_fields
 from ..metrics import Metrics
 from ..validation.entra import EntraPrincipal
 from .bearer import authenticate
@@ -57,8 +56,8 @@ class AuditRecord:
         self.trace: dict[str, Any] = {}
 
     def subject(self, principal: EntraPrincipal) -> None:
-        self.fields.update(tid=principal.tid, user=short_hash(f"{principal.tid}:{principal.oid}"),
-                           client_app=principal.app_id)
+        fields = self.fields
+        fields["tid"], fields["user"], fields["client_app"] = principal.tid, principal.user_hash, principal.app_id
 
     async def run(self, body: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         started = time.perf_counter()
@@ -71,9 +70,13 @@ class AuditRecord:
             reason = exc.reason
             raise
         finally:
-            found = {field: self.trace.get(key) for key, field in self.trace_fields.items()}
-            audit(self.event, decision=decision, reason=reason, **self.fields, **found,
-                  latency_ms=round((time.perf_counter() - started) * 1000, 2))
+            line = self.fields   # consumed: one dict becomes the audit line
+            line["decision"], line["reason"] = decision, reason
+            trace = self.trace
+            for key, field in self.trace_fields.items():
+                line[field] = trace.get(key)
+            line["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+            audit_fields(self.event, line)
 
 
 AuditedHandler = Callable[[web.Request, EntraPrincipal, AuditRecord], Awaitable[web.StreamResponse]]

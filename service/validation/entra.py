@@ -31,10 +31,11 @@ import re
 from collections import OrderedDict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
-from service.digest import sha256_hex
+from service.digest import sha256_hex, short_hash
 from service.errors import (
     TokenInvalid,
     TokenPolicyRefused,
@@ -86,6 +87,12 @@ class EntraPrincipal:
     @property
     def is_app_only(self) -> bool:
         return "scp" not in self.claims
+
+    @cached_property
+    def user_hash(self) -> str:
+        """How audit lines name the user: short_hash("tid:oid"), computed once per principal
+        (a cached verification keeps its principal, so a repeated token never hashes again)."""
+        return short_hash(f"{self.tid}:{self.oid}")
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ class Replica:
             SingleFlightCache("obo", metrics=self.metrics), self.tier, CODEC, namespace="obo", wait=wait)
 
     def events(self, event: str) -> float:
-        return self.metrics.cache_events_total.labels(cache="obo_shared", event=event)._value.get()
+        return self.metrics.registry.get_sample_value(
+            "tokenbroker_cache_events_total", {"cache": "obo_shared", "event": event}) or 0.0
 
 
 @pytest.fixture(name="replicas")
