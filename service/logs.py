@@ -79,6 +79,7 @@ def set_trace_source(source: Callable[[], tuple[str, str] | None] | None) -> Non
 
 
 def _add_context(_logger: Any, _name: str, event_dict: EventDict) -> EventDict:
+    # (Logger._emit inlines the same steps)
     fields = _fields.get()
     if fields:
         for key, value in fields.items():
@@ -187,7 +188,8 @@ def configure_logging(*, json: bool = True, level: str = "INFO", stream: IO[str]
                         v, default=_default, option=orjson.OPT_NON_STR_KEYS).decode())
                     if json else structlog.dev.ConsoleRenderer()],
     )
-    _fast = _Fast(chain, writer, min_level) if json else None
+    # (a structlog without its module-level configuration object gets no fast path)
+    _fast = _Fast(chain, writer, min_level) if json and hasattr(structlog._config, "_CONFIG") else None
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
@@ -215,13 +217,26 @@ class Logger:
 
     def _emit(self, method: str, level: int, event: str, kw: dict[str, Any]) -> None:
         fast = _fast
-        if fast is None or not fast.active():
+        if fast is None or fast.config.default_processors is not fast.chain or fast.chain[-1] is not _render_json:
             getattr(self._proxy, method)(event, **kw)
             return
         if level < fast.level:
             return
+        # _add_context, TimeStamper and the renderer, inline: this runs twice per request
         kw["event"] = event
-        _add_context(None, method, kw)
+        fields = _fields.get()
+        if fields:
+            for key, value in fields.items():
+                if key not in kw:
+                    kw[key] = value
+        rid = _request_id.get()
+        if rid and "request_id" not in kw:
+            kw["request_id"] = rid
+        source = _trace_source
+        if source is not None and "trace_id" not in kw:
+            ids = source()
+            if ids is not None:
+                kw["trace_id"], kw["span_id"] = ids
         kw["level"] = _LEVEL_NAMES[method]
         kw["timestamp"] = _timestamp()
         if method == "exception":
@@ -262,25 +277,14 @@ _LEVEL_NAMES = {"debug": "debug", "info": "info", "warning": "warning", "error":
 class _Fast:
     """The JSON chain configure_logging installed, as a fast path for `Logger`.
 
-    `active()` is true while structlog still runs exactly that chain: the same list object
-    (`structlog.configure` with another list replaces it) ending in our renderer
-    (`structlog.testing.capture_logs()` empties the same list and appends its capture).
-    Two identity checks, no `get_config()` dict and no list comparison per line."""
+    `Logger._emit` takes it while structlog still runs exactly that chain: the same list
+    object (`structlog.configure` with another list replaces it) ending in our renderer
+    (`structlog.testing.capture_logs()` empties that list and appends its capture). Two
+    identity checks per line — no `get_config()` dict, no list comparison."""
 
     def __init__(self, chain: list[Any], writer: LineWriter, level: int) -> None:
-        self.chain, self.writer, self.level, self.length = chain, writer, level, len(chain)
-
-    def active(self) -> bool:
-        chain = self.chain
-        return (_configured_processors() is chain and len(chain) == self.length
-                and chain[-1] is _render_json)
-
-
-def _configured_processors() -> Any:
-    config = getattr(structlog._config, "_CONFIG", None)   # noqa: SLF001 (read-only, per line)
-    if config is None:   # a structlog without the module-level configuration object
-        return structlog.get_config()["processors"]
-    return config.default_processors
+        self.chain, self.writer, self.level = chain, writer, level
+        self.config: Any = structlog._config._CONFIG   # noqa: SLF001 (read per line)
 
 
 _fast: _Fast | None = None

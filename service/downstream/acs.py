@@ -90,6 +90,11 @@ def iso_utc(value: datetime) -> str:
     return _iso_seconds(math.floor(value.timestamp()))
 
 
+def iso_utc_seconds(seconds: float) -> str:
+    """`iso_utc` of a POSIX timestamp (no datetime built on the way)."""
+    return _iso_seconds(math.floor(seconds))
+
+
 @functools.lru_cache(maxsize=4096)
 def _iso_seconds(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
@@ -157,6 +162,11 @@ class AcsClient:
         reused another call's answer. `token_hash`: the token's sha256 hex when the caller
         already has it (the validated principal's `token_hash`), saving a second hash."""
         key = f"{token_hash or sha256_hex(teams_token)}:{client_id}:{user_object_id}"
+        found = self.teams_cache.hit(key)
+        if found is not None:   # the common case: no closures, no single-flight machinery
+            if trace is not None:
+                trace["request_id"], trace["cached"], trace["correlation_id"] = current_request_id(), True, None
+            return found[0], found[1]
         own: dict = {}
 
         async def factory() -> TeamsEntry:

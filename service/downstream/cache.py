@@ -67,6 +67,17 @@ class SingleFlightCache(Generic[V]):
             return None
         return entry[0]
 
+    def hit(self, key: str) -> V | None:
+        """The live cached value, counted as a hit (what `get_or_create` does on a hit, without
+        its factory and ttl arguments: callers build those only when this says None, which
+        counts nothing — `get_or_create` then counts the miss or expiry)."""
+        entry = self._values.get(key)
+        if entry is None or entry[1] <= self._clock():
+            return None
+        self._values.move_to_end(key)
+        self._count("hit")
+        return entry[0]
+
     def invalidate(self, key: str) -> None:
         self._values.pop(key, None)
 

@@ -110,6 +110,10 @@ class TwoLevelCache(Generic[V]):
     def get(self, key: str) -> V | None:
         return self.local.get(key)
 
+    def hit(self, key: str) -> V | None:
+        """An in-process hit (counted), else None: see SingleFlightCache.hit."""
+        return self.local.hit(key)
+
     def invalidate(self, key: str) -> None:
         self.local.invalidate(key)
 

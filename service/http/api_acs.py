@@ -15,11 +15,9 @@ with route, tenant, user hash, client app, decision, reason, ACS correlation id 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from aiohttp import web
 
-from ..downstream.acs import AcsClient, iso_utc
+from ..downstream.acs import AcsClient, iso_utc, iso_utc_seconds
 from ..downstream.acs_identities import AcsIdentities
 from ..errors import NotFound
 from ..settings import AcsSettings
@@ -64,8 +62,7 @@ async def teams_token(request: web.Request, bearer: EntraPrincipal, record: Audi
     token, expires_on = await client.exchange_teams_token_cached(
         raw, teams.app_id, teams.oid, not_after=teams.exp, trace=record.trace, token_hash=teams.token_hash)
     # never later than the Teams token itself (ACS says "matching expiration time")
-    expires_on = min(expires_on, datetime.fromtimestamp(teams.exp, UTC))
-    return _json({"token": token, "expiresOn": iso_utc(expires_on)}, 201)
+    return _json({"token": token, "expiresOn": iso_utc_seconds(min(expires_on.timestamp(), teams.exp))}, 201)
 
 
 @audited("acs.identity_token", ACS_TRACE)
