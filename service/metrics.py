@@ -25,13 +25,14 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 MAX_BOUND_CHILDREN = 1000
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
-class _Labelled:
+class _Labelled(Collector):
     """`labels(*values)` / `labels(**values)` → the child for those values (created once)."""
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str],

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from service.downstream.entra_obo import OboCaller, OboToken
 from service.issuing import MintedToken
 from service.settings import OboSettings
-from service.validation.entra import EntraPrincipal
+from service.validation.entra import EntraPrincipal, TokenPeek
 
 
 class OwnTokens(Protocol):
@@ -30,9 +30,9 @@ class OwnTokens(Protocol):
 
 
 class EntraTokens(Protocol):
-    async def validate(self, token: str, *, now: float) -> EntraPrincipal: ...
+    async def validate(self, token: str, *, now: float, peek: TokenPeek | None = None) -> EntraPrincipal: ...
 
-    def verified_issuer(self, token: str, *, now: float) -> str | None: ...
+    def route_issuer(self, token: str, *, now: float) -> tuple[Any, TokenPeek]: ...
 
     async def validate_for(self, token: str, *, now: float, audiences: Collection[str],
                            required_scopes: Collection[str], allowed_apps: Collection[str] | None,

@@ -16,10 +16,12 @@ from typing import Protocol
 
 from service.errors import InvalidRequest
 from service.grants.base import ACCESS_TOKEN_TYPE, TokenRequest
+from service.validation.entra import TokenPeek
 
 
 class Router(Protocol):
-    def route(self, token: str, token_type: str | None, *, now: float | None = None) -> str: ...
+    def route_peek(self, token: str, token_type: str | None, *,
+                   now: float | None = None) -> tuple[str, TokenPeek | None]: ...
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class ExchangeParams:
     targets: tuple[str, ...]
     requested_scopes: tuple[str, ...] | None
     issuer: str                            # the issuer name the subject token routes to
+    # routing's look at the subject token (sha256, parse), handed to its validation
+    peek: TokenPeek | None = field(default=None, repr=False, compare=False)
 
 
 def read_exchange_params(req: TokenRequest, subjects: Router, *, token_types: Collection[str],
@@ -49,6 +53,6 @@ def read_exchange_params(req: TokenRequest, subjects: Router, *, token_types: Co
     targets = req.targets
     req.trace.audience = targets
     requested_scopes = req.requested_scopes()
-    issuer = subjects.route(subject_token, subject_type, now=now)
+    issuer, peek = subjects.route_peek(subject_token, subject_type, now=now)
     req.trace.issuer = issuer
-    return ExchangeParams(subject_token, subject_type, requested_type, targets, requested_scopes, issuer)
+    return ExchangeParams(subject_token, subject_type, requested_type, targets, requested_scopes, issuer, peek)

@@ -29,6 +29,7 @@ from service.grants.policy import ENTRA, SELF, translate_scopes
 from service.settings import Settings
 from service.storage.jti_records import ReplayCache, RevokedJtis
 from service.telemetry import span
+from service.validation.entra import TokenPeek
 from service.validation.jwt_checks import audiences, parse_compact
 from service.validation.trusted_issuers import CLOCK_SKEW, TrustedIssuerValidator
 
@@ -90,40 +91,50 @@ class SubjectTokens:
     def route(self, token: str, token_type: str | None, *, now: float | None = None) -> str:
         """The issuer name the unverified token claims to come from (routing only). With `now`,
         the `iss` of a token the Entra validator verified and still caches is read without a parse."""
+        return self.route_peek(token, token_type, now=now)[0]
+
+    def route_peek(self, token: str, token_type: str | None, *,
+                   now: float | None = None) -> tuple[str, TokenPeek | None]:
+        """`route`, and the look it took at the token (its sha256 and parse) for `validate(...,
+        peek=)`: an Entra subject token is hashed and parsed once per exchange, not twice."""
         if token_type not in SUBJECT_TOKEN_TYPES:
             raise InvalidRequest("The subject_token_type is not supported.", reason="unsupported_subject_token_type")
         if self._opaque is not None and token_type == ACCESS_TOKEN_TYPE and is_handle(token):
-            return SELF
+            return SELF, None
         validator = self._entra if self._settings.entra else None
-        iss = validator.verified_issuer(token, now=now) \
-            if validator is not None and now is not None and isinstance(token, str) else None
-        if iss is None:
-            try:
+        peek = None
+        try:
+            if validator is not None and now is not None and isinstance(token, str):
+                iss, peek = validator.route_issuer(token, now=now)
+            else:
                 iss = parse_compact(token).payload.get("iss")
-            except TokenValidationError as e:
-                raise InvalidRequest("The subject token is not acceptable.", reason="subject_malformed",
-                                     detail=e.reason) from e
+        except TokenValidationError as e:
+            raise InvalidRequest("The subject token is not acceptable.", reason="subject_malformed",
+                                 detail=e.reason) from e
         if not isinstance(iss, str):
             raise InvalidRequest("The subject token is not acceptable.", reason="subject_no_issuer")
         if iss == self._settings.server.public_url:
-            return SELF
+            return SELF, None
         if self._settings.entra and (_V1.fullmatch(iss) or (self._v2 and self._v2.fullmatch(iss))):
-            return ENTRA
+            return ENTRA, peek
         trusted = self._trusted.find(iss)
         if trusted is None:
             raise InvalidRequest("The subject token is not acceptable.", reason="subject_untrusted_issuer")
-        return trusted.name
+        return trusted.name, None
 
-    async def validate(self, token: str, issuer_name: str, *, client_id: str, now: float) -> Subject:
+    async def validate(self, token: str, issuer_name: str, *, client_id: str, now: float,
+                       peek: TokenPeek | None = None) -> Subject:
+        """`peek`: `route_peek`'s look at this same token (Entra subjects only)."""
         with span("token.validate", token_kind="subject", issuer=issuer_name):   # telemetry (no-op when off)
-            return await self._validate(token, issuer_name, client_id=client_id, now=now)
+            return await self._validate(token, issuer_name, client_id=client_id, now=now, peek=peek)
 
-    async def _validate(self, token: str, issuer_name: str, *, client_id: str, now: float) -> Subject:
+    async def _validate(self, token: str, issuer_name: str, *, client_id: str, now: float,
+                        peek: TokenPeek | None = None) -> Subject:
         try:
             if issuer_name == SELF:
                 return await self._self(token, client_id, now)
             if issuer_name == ENTRA:
-                return await self._entra_subject(token, now)
+                return await self._entra_subject(token, now, peek)
             return await self._trusted_subject(token, now)
         except TokenValidationError as e:
             raise InvalidRequest("The subject token is not acceptable.", reason=f"subject_{e.reason}",
@@ -162,12 +173,12 @@ class SubjectTokens:
         return Subject(SELF, claims["iss"], sub, _scope_claim(claims), claims["exp"], claims,
                        tid=claims.get("tid"), oid=claims.get("oid"))
 
-    async def _entra_subject(self, token: str, now: float) -> Subject:
+    async def _entra_subject(self, token: str, now: float, peek: TokenPeek | None = None) -> Subject:
         validator = self._entra
         entra = self._settings.entra
         if validator is None or entra is None:
             raise InvalidRequest("The subject token is not acceptable.", reason="subject_entra_unavailable")
-        p = await validator.validate(token, now=now)
+        p = await validator.validate(token, now=now, peek=peek)
         if not p.oid or not p.tid:
             raise InvalidRequest("The subject token is not acceptable.", reason="subject_claims")
         return Subject(ENTRA, str(p.claims.get("iss")), f"{p.tid}/{p.oid}",

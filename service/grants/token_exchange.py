@@ -132,7 +132,7 @@ class TokenExchangeGrant:
         policy.enforce(first)
 
         subject = await self._subjects.validate(subject_token, issuer_name, client_id=req.client.client_id,
-                                                now=now)
+                                                now=now, peek=params.peek)
         trace.subject_hash = short_hash(f"{subject.iss}|{subject.external_id}")
         decision = policy.evaluate(
             policy.PolicyInput(req.client, self.GRANT_TYPE, issuer_name, targets, requested_scopes,

@@ -65,7 +65,7 @@ from service.validation.jwt_checks import (
     str_list_claim,
 )
 
-__all__ = ["EntraPrincipal", "EntraValidator", "issuer_template", "log_context", "V1", "V2"]
+__all__ = ["EntraPrincipal", "EntraValidator", "TokenPeek", "issuer_template", "log_context", "V1", "V2"]
 
 ALGORITHMS = ("RS256",)
 _SAFE = re.compile(r"[^0-9A-Za-z._:/@{}-]")
@@ -93,6 +93,14 @@ class EntraPrincipal:
         """How audit lines name the user: short_hash("tid:oid"), computed once per principal
         (a cached verification keeps its principal, so a repeated token never hashes again)."""
         return short_hash(f"{self.tid}:{self.oid}")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPeek:
+    """One look at a token, shared by the routing of a subject token and its validation: its
+    sha256 and, when it was not in the verified cache, its parse (`route_issuer` made it)."""
+    digest: str
+    jws: Jws | None = None
 
 
 @dataclass(frozen=True)
@@ -140,27 +148,32 @@ class EntraValidator:
 
     # --- public -------------------------------------------------------------------------------
 
-    async def validate(self, token: str, *, now: float) -> EntraPrincipal:
-        """The broker's bearer rules (CONTRACT §2 [entra])."""
+    async def validate(self, token: str, *, now: float, peek: TokenPeek | None = None) -> EntraPrincipal:
+        """The broker's bearer rules (CONTRACT §2 [entra]). `peek`: `route_issuer`'s look at this
+        same token (its digest and parse are not computed again)."""
         e = self.entra
         return await self.validate_for(token, now=now, audiences=e.audiences,
                                        required_scopes=e.required_scopes,
                                        allowed_apps=e.allowed_client_apps or None,
-                                       allow_app_only=e.allow_app_only, rules="bearer")
+                                       allow_app_only=e.allow_app_only, rules="bearer", peek=peek)
 
     async def validate_for(self, token: str, *, now: float, audiences: Collection[str],
                            required_scopes: Collection[str], allowed_apps: Collection[str] | None,
                            allow_app_only: bool = False,
-                           verify_signature: bool = True, rules: str | None = None) -> EntraPrincipal:
+                           verify_signature: bool = True, rules: str | None = None,
+                           peek: TokenPeek | None = None) -> EntraPrincipal:
         """Generic variant (e.g. Teams tokens for ACS). Empty/None `allowed_apps` = any app.
         `rules` names a rule set that is fixed for the validator's lifetime (the same audiences,
         scopes and apps on every call): its principal is kept with the cached verification."""
-        digest = sha256_hex(token) if isinstance(token, str) else ""
+        if peek is not None:
+            digest = peek.digest
+        else:
+            digest = sha256_hex(token) if isinstance(token, str) else ""
         verified = self._cache_get(digest, now) if verify_signature else None
         jws = None
         try:
             if verified is None:
-                jws = parse_compact(token)
+                jws = peek.jws if peek is not None and peek.jws is not None else parse_compact(token)
                 verified = await self._verify(jws, now=now, verify_signature=verify_signature)
                 if verify_signature:
                     self._cache_put(digest, verified)
@@ -275,14 +288,17 @@ class EntraValidator:
             self._cache.popitem(last=False)
             self._count("evicted")
 
-    def verified_issuer(self, token: str, *, now: float) -> str | None:
-        """The `iss` of this exact token (sha256) while it has passed steps 1-5 and is cached,
-        else None: routing a subject token needs no parsing then (step 6 runs in `validate`)."""
-        entry = self._cache.get(sha256_hex(token))
-        if entry is None or now >= entry.until:
-            return None
-        iss = entry.claims.get("iss")
-        return iss if isinstance(iss, str) else None
+    def route_issuer(self, token: str, *, now: float) -> tuple[Any, TokenPeek]:
+        """The claimed `iss` of a subject token for routing (unverified unless cached) and the
+        look it took, for `validate(..., peek=)` of the same token: the cached verification's
+        `iss`, else the parse's (TokenValidationError when it does not parse). One sha256 and
+        at most one parse per exchanged token."""
+        digest = sha256_hex(token)
+        entry = self._cache.get(digest)
+        if entry is not None and now < entry.until:
+            return entry.claims.get("iss"), TokenPeek(digest)
+        jws = parse_compact(token)
+        return jws.payload.get("iss"), TokenPeek(digest, jws)
 
     def _count(self, event: str) -> None:
         cache_event("entra_tokens", event)   # telemetry: on the validation span (no-op when off)

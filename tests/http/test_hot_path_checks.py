@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import string
+from urllib.parse import parse_qsl
 
 import pytest
 
 from service.grants.throttle import address_key
 from service.http.bearer import is_token68
-from service.http.forms import _CONTROL
+from service.http.forms import _CONTROL, MAX_FIELDS, parse_pairs
 
 #: RFC 6750 §2.1 b64token, the reference the fast check replaced
 TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -45,3 +46,21 @@ def test_address_key_is_memoised_and_still_right() -> None:
     assert address_key("::ffff:192.0.2.7") == "192.0.2.7"
     assert address_key("not an address") == "not an address"
     assert address_key.cache_info().hits >= 1
+
+
+FORMS = ["a=1&b=2", "a=1&&b=", "a", "=x", "a+b=c+d", "a%20b=%E2%82%AC", "a=1&a=2", "", "&", "&&a=1&",
+         "a=b=c", "+=+", "%2B=%2b", "a;b=c", "x=%zz", "x=%", "x=%4", "%7e=%7E", "a=1&" * (MAX_FIELDS - 1),
+         "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token=eyJ.eyJ.sig"]
+
+
+@pytest.mark.parametrize("text", FORMS)
+def test_form_pairs_agree_with_parse_qsl(text: str) -> None:
+    assert parse_pairs(text) == parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
+
+
+@pytest.mark.parametrize("text", ["x=%FF", "%C3%28=1", "a=%E2%82", "a=1&" * MAX_FIELDS])
+def test_form_pairs_refuse_what_parse_qsl_refuses(text: str) -> None:
+    with pytest.raises((ValueError, UnicodeDecodeError)):
+        parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
+    with pytest.raises((ValueError, UnicodeDecodeError)):
+        parse_pairs(text)
