@@ -37,7 +37,10 @@ class EntraTokens(Protocol):
     async def validate_for(self, token: str, *, now: float, audiences: Collection[str],
                            required_scopes: Collection[str], allowed_apps: Collection[str] | None,
                            allow_app_only: bool = False,
-                           verify_signature: bool = True, rules: str | None = None) -> EntraPrincipal: ...
+                           verify_signature: bool = True, rules: str | None = None,
+                           peek: TokenPeek | None = None) -> EntraPrincipal: ...
+
+    def cached_principal(self, token: str, *, now: float, rules: str) -> tuple[EntraPrincipal | None, TokenPeek]: ...
 
 
 class TeamsExchange(Protocol):

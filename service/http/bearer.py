@@ -33,7 +33,6 @@ from ..validation.entra import EntraPrincipal, log_context
 from ..validation.jwt_checks import MAX_TOKEN_BYTES, parse_compact
 
 log = get_logger("tokenbroker.auth")
-PRINCIPAL_KEY: web.RequestKey[EntraPrincipal] = web.RequestKey("entra_principal", EntraPrincipal)
 #: RFC 6750 b64token (token68): 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _TOKEN68_CHARS = (string.ascii_letters + string.digits + "-._~+/").encode()
 
@@ -79,9 +78,6 @@ def bearer_token(request: web.Request) -> str | None:
 
 async def authenticate(request: web.Request) -> EntraPrincipal:
     """The validated Entra principal of this request, or a BearerError to render."""
-    cached = request.get(PRINCIPAL_KEY)
-    if cached is not None:
-        return cached
     try:
         token = bearer_token(request)
     except InvalidToken as exc:
@@ -95,9 +91,12 @@ async def authenticate(request: web.Request) -> EntraPrincipal:
     validator = request.app.get(ENTRA_VALIDATOR)
     if validator is None:  # no [entra] section: nobody can present an acceptable token
         raise _refused(request, InvalidToken(reason="not_configured"), "not_configured")
+    now = request.app[CLOCK]()
     try:
         with span("token.validate", token_kind="entra_bearer") as s:   # telemetry (no-op when off)
-            principal = await validator.validate(token, now=request.app[CLOCK]())
+            principal, peek = validator.cached_principal(token, now=now, rules="bearer")
+            if principal is None:
+                principal = await validator.validate(token, now=now, peek=peek)
             describe_token(s, token, principal)
     except TokenValidationError as exc:
         context = getattr(exc, "context", {}) or {}
@@ -109,7 +108,6 @@ async def authenticate(request: web.Request) -> EntraPrincipal:
         else:  # TokenInvalid and any future subclass: the token itself is not acceptable
             error = InvalidToken(reason=exc.reason, detail=exc.detail)
         raise _refused(request, error, exc.reason, context) from exc
-    request[PRINCIPAL_KEY] = principal
     # For the canonical http.request line (and every other line of this request).
     bind_log_fields(tid=principal.tid, app_id=principal.app_id)
     return principal

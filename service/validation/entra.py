@@ -288,6 +288,20 @@ class EntraValidator:
             self._cache.popitem(last=False)
             self._count("evicted")
 
+    def cached_principal(self, token: str, *, now: float, rules: str) -> tuple[EntraPrincipal | None, TokenPeek]:
+        """The principal a fixed rule set ("bearer", "teams") gave this exact token, while its
+        verification is cached (a hit, counted) — no coroutine, no parse; else None and the
+        look taken (its sha256), for `validate(..., peek=)` / `validate_for(..., peek=)`, which
+        count the miss or the hit. The same answer `validate_for(rules=...)` gives."""
+        digest = sha256_hex(token)
+        entry = self._cache.get(digest)
+        if entry is not None and now < entry.until:
+            kept = entry.principals.get(rules)
+            if kept is not None:
+                self._count("hit")
+                return kept, TokenPeek(digest)
+        return None, TokenPeek(digest)
+
     def route_issuer(self, token: str, *, now: float) -> tuple[Any, TokenPeek]:
         """The claimed `iss` of a subject token for routing (unverified unless cached) and the
         look it took, for `validate(..., peek=)` of the same token: the cached verification's

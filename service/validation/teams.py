@@ -23,7 +23,7 @@ from typing import Protocol
 
 from service.errors import TokenInvalid, TokenPolicyRefused, TokenScopeMissing, TokenValidationError
 from service.settings import AcsSettings
-from service.validation.entra import EntraPrincipal
+from service.validation.entra import EntraPrincipal, TokenPeek
 
 TEAMS_AUDIENCES = ("https://auth.msft.communication.azure.com", "1fd5118e-2576-4263-8130-9503064c837a")
 
@@ -34,17 +34,23 @@ class ValidatesFor(Protocol):
     async def validate_for(self, token: str, *, now: float, audiences: Collection[str],
                            required_scopes: Collection[str], allowed_apps: Collection[str] | None,
                            allow_app_only: bool = False,
-                           verify_signature: bool = True, rules: str | None = None) -> EntraPrincipal: ...
+                           verify_signature: bool = True, rules: str | None = None,
+                           peek: TokenPeek | None = None) -> EntraPrincipal: ...
+
+    def cached_principal(self, token: str, *, now: float, rules: str) -> tuple[EntraPrincipal | None, TokenPeek]: ...
 
 
 async def validate_teams_token(validator: ValidatesFor, token: str, acs: AcsSettings, *, now: float,
                                user: EntraPrincipal | None = None) -> EntraPrincipal:
     """The validated Teams principal (`validator` is the app's `EntraValidator`); with `user`,
     the Teams token must be that user's."""
-    teams = await validator.validate_for(
-        token, now=now, audiences=TEAMS_AUDIENCES, required_scopes=acs.teams_scopes,
-        allowed_apps=acs.allowed_teams_client_apps, allow_app_only=False,
-        verify_signature=acs.verify_teams_token_signature, rules="teams")
+    teams, peek = validator.cached_principal(token, now=now, rules="teams") \
+        if acs.verify_teams_token_signature else (None, None)
+    if teams is None:
+        teams = await validator.validate_for(
+            token, now=now, audiences=TEAMS_AUDIENCES, required_scopes=acs.teams_scopes,
+            allowed_apps=acs.allowed_teams_client_apps, allow_app_only=False,
+            verify_signature=acs.verify_teams_token_signature, rules="teams", peek=peek)
     if user is not None and (teams.oid != user.oid or teams.tid.lower() != user.tid.lower()):
         raise TokenInvalid("user_mismatch", "the Teams token is another user's")
     return teams
