@@ -46,7 +46,7 @@ def record(*, client_id: str, grant: str, trace: AuditTrace | None, decision: st
 
 
 class AuditRecord:
-    """Collects one /api/* audit event's fields while a handler runs; emitted once in `run`.
+    """Collects one /api/* audit event's fields while a handler runs; emitted once (`emit`).
     Handlers add fields (`record.fields[...]`), a success reason (`record.fields["reason"]`)
     and hand `record.trace` to the downstream client, whose findings are copied in."""
 
@@ -59,24 +59,15 @@ class AuditRecord:
         fields = self.fields
         fields["tid"], fields["user"], fields["client_app"] = principal.tid, principal.user_hash, principal.app_id
 
-    async def run(self, body: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        started = time.perf_counter()
-        decision, reason = "deny", "error"
-        try:
-            response = await body()
-            decision, reason = "allow", str(self.fields.pop("reason", "ok"))
-            return response
-        except BrokerError as exc:
-            reason = exc.reason
-            raise
-        finally:
-            line = self.fields   # consumed: one dict becomes the audit line
-            line["decision"], line["reason"] = decision, reason
-            trace = self.trace
-            for key, field in self.trace_fields.items():
-                line[field] = trace.get(key)
-            line["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
-            audit_fields(self.event, line)
+    def emit(self, decision: str, reason: str, started: float) -> None:
+        """The one audit line: this record's fields, the decision and the trace's findings."""
+        line = self.fields   # consumed: one dict becomes the audit line
+        line["decision"], line["reason"] = decision, reason
+        trace = self.trace
+        for key, field in self.trace_fields.items():
+            line[field] = trace.get(key)
+        line["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        audit_fields(self.event, line)
 
 
 AuditedHandler = Callable[[web.Request, EntraPrincipal, AuditRecord], Awaitable[web.StreamResponse]]
@@ -91,14 +82,21 @@ def audited(event: str, trace_fields: Mapping[str, str]) -> Callable[
     def wrap(handler: AuditedHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         @functools.wraps(handler)
         async def route(request: web.Request) -> web.StreamResponse:
+            # one coroutine per request around the handler (a hot path: no closures per call)
             record = AuditRecord(event, request, trace_fields)
-
-            async def body() -> web.StreamResponse:
+            started = time.perf_counter()
+            decision, reason = "deny", "error"
+            try:
                 principal = await authenticate(request)
                 record.subject(principal)
-                return await handler(request, principal, record)
-
-            return await record.run(body)
+                response = await handler(request, principal, record)
+                decision, reason = "allow", str(record.fields.pop("reason", "ok"))
+                return response
+            except BrokerError as exc:
+                reason = exc.reason
+                raise
+            finally:
+                record.emit(decision, reason, started)
 
         return route
 
