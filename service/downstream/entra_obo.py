@@ -99,9 +99,13 @@ class EntraOboClient:
         `correlation_id` (Entra's, for Microsoft support) and `cache` (hit/miss/coalesced)."""
         scopes = tuple(downstream.scopes)
         key = f"{caller.token_hash}|{caller.tid}|{' '.join(scopes)}"
+        found = self._cache.hit(key)
+        if found is not None:   # the common case: no closures, no single-flight machinery
+            if trace is not None:
+                trace.update(status=200, aadsts=None, correlation_id=None, cache="hit")
+            return found
         outcome = _Outcome()
         note: dict[str, bool] = {}
-        hit = self._cache.get(key) is not None
 
         async def factory() -> OboToken:
             outcome.called = True
@@ -129,8 +133,7 @@ class EntraOboClient:
                 trace.update(status=error.status if error else (200 if issued else None),
                              aadsts=failure.aadsts if failure else None,
                              correlation_id=failure.correlation_id if failure else None,
-                             cache="hit" if hit else ("miss" if outcome.called else
-                                                      "shared" if note.get("shared") else "coalesced"))
+                             cache="miss" if outcome.called else "shared" if note.get("shared") else "coalesced")
 
     async def _fetch(self, scopes: tuple[str, ...], assertion: str, tenant: str,
                      outcome: _Outcome) -> OboToken:
