@@ -8,8 +8,9 @@ worker's `BalancedSite` accepts a pending connection only while its own count is
 the live workers' counts; above it, it steps aside (stops watching the socket, looks again
 after HOLD_SECONDS) so a less loaded worker takes it. A connection is never held for long: once
 the socket has stayed readable for MAX_WAIT_SECONDS (the others are dead, hung or saturated) the
-worker accepts anyway. A slot of DEAD is skipped: the parent writes it for a worker that exited,
-and a worker writes it for itself when it stops accepting (SIGTERM).
+worker accepts anyway. A slot of DEAD is skipped: every slot is DEAD until its worker starts accepting,
+the parent writes it for a worker that exited, and a worker writes it for itself when it stops
+accepting (SIGTERM).
 """
 
 from __future__ import annotations
@@ -45,10 +46,14 @@ class AcceptCounts:
 
     @classmethod
     def create(cls, workers: int) -> tuple[AcceptCounts, int]:
-        """A new zeroed block (a memfd the children inherit); returns it and its descriptor."""
+        """A new block (a memfd the children inherit), every slot DEAD until its worker accepts:
+        a worker still starting must not hold the others back; returns it and its descriptor."""
         fd = os.memfd_create("tokenbroker-accept-counts")   # close-on-exec: Popen(pass_fds=) hands it on
         os.ftruncate(fd, workers * SLOT)
-        return cls(fd, workers), fd
+        counts = cls(fd, workers)
+        for index in range(workers):
+            counts[index] = DEAD
+        return counts, fd
 
     def __getitem__(self, index: int) -> int:
         return int(self._slots[index])
