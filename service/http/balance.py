@@ -32,8 +32,8 @@ SLOT = 8                 # bytes: one int64 per worker
 DEAD = -1                # a worker that does not accept (exited, or stopped at SIGTERM)
 HOLD_SECONDS = 0.001     # a worker above the minimum looks again after this
 MAX_WAIT_SECONDS = 0.01  # ... and accepts anyway once the socket has been readable this long
-RETRY_SECONDS = 1.0      # out of file descriptors or memory: accept again after this (as asyncio does)
-_RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+RETRY_SECONDS = 1.0      # accept failed otherwise (EMFILE, ENOMEM, ...): again after this, as asyncio does
+_GONE = (errno.ECONNABORTED, errno.EPROTO, errno.EPERM)   # accept(2): this connection only
 
 
 class AcceptCounts:
@@ -173,11 +173,11 @@ class BalancedSite(web.BaseSite):
                 self._watch()
                 return
             except OSError as exc:
-                if exc.errno in _RESOURCE_ERRORS:
-                    log.error("server.accept_failed", error=errno.errorcode.get(exc.errno or 0, str(exc.errno)))
-                    self._hold(RETRY_SECONDS)
-                    return
-                continue                   # ECONNABORTED and the like: that connection is gone
+                if exc.errno in _GONE:     # that connection is gone; the next one may be fine
+                    continue
+                log.error("server.accept_failed", error=errno.errorcode.get(exc.errno or 0, str(exc.errno)))
+                self._hold(RETRY_SECONDS)  # out of descriptors or memory: no busy loop meanwhile
+                return
             self._readable_since = None
             self._open += 1
             self._publish()
