@@ -12,6 +12,7 @@ import http.client
 import os
 import re
 import signal
+import socket
 import time
 from collections import Counter
 
@@ -146,3 +147,17 @@ def test_the_port_refuses_connections_once_every_worker_stopped_accepting(tmp_pa
     idle.close()
     assert parent.wait() == 0
     assert holder in {line["pid"] for line in parent.lines("server.started")}
+
+
+def test_a_port_in_use_is_one_bind_failed_line_and_exit_1(tmp_path, servers):
+    config = tmp_path / "broker.toml"
+    config.write_text(CONFIG.format(grace=10))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        servers.append(parent := ServeProcess(config, "--port", str(port), "--workers", "2", started=False))
+        assert parent.wait() == 1
+    failed = parent.lines("server.bind_failed")
+    assert len(failed) == 1 and failed[0]["port"] == port
+    assert not parent.lines("server.started") and not any("Traceback" in line for line in parent.raw)
