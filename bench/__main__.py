@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> str:
                 results[key].append(wrk_run(s[key], seconds=args.seconds, connections=args.connections))
                 if watch:
                     d = delta(cache_counters(url2, p2(), split_after), before)
-                    if key == "me_hit":   # every request is one entra_tokens hit: the SO_REUSEPORT split
+                    if key == "me_hit":   # every request is one entra_tokens hit: the workers' split
                         for pid, after in split_after.items():
                             hit = ("entra_tokens", "hit")
                             split[pid] = split.get(pid, 0.0) + after.get(hit, 0.0) - split_before[pid].get(hit, 0.0)

@@ -1,7 +1,7 @@
 """The broker's own counters: cache hit/miss per worker, read from its `/metrics`.
 
 Each worker has its own registry; `/metrics` answers for whichever worker accepted the
-connection (SO_REUSEPORT), so the bench opens fresh connections until it has seen every worker
+connection (the least-loaded worker, service/http/balance.py), so the bench opens fresh connections until it has seen every worker
 (`tokenbroker_process_info{pid}` says which one answered) and sums them.
 """
 

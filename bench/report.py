@@ -110,7 +110,7 @@ def render(results: Results, counters: Mapping[str, Counters], rss: Sequence[flo
         runs = results.get(key, ())
         out.append(f"| {label} | {_cell(runs)} | {_lat(runs)} | {_cpu(runs):,.0f} |")
     if sum(split):
-        out += ["", "SO_REUSEPORT's split of the /api/me cache-hit requests between the broker's workers: "
+        out += ["", "The split of the /api/me cache-hit requests between the broker's workers: "
                 + " / ".join(f"{100 * n / sum(split):.0f} %" for n in split) + "."]
     wrk = [f"{key} {statistics.median(r.wrk_cpu_us for r in runs):,.0f}" for key, runs in results.items() if runs]
     out += ["", "The load generator's own CPU µs per request (wrk shares the 2 cores with the servers): "

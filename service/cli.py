@@ -44,7 +44,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server import serve
+    from .server import SharedListener, serve
 
     flags: dict = {}
     if args.host is not None:
@@ -52,7 +52,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.port is not None:
         flags["server.port"] = args.port
     settings = load_from_args(args, flags)
-    return serve(settings, workers=args.workers, reuse_port=args.reuse_port, config=_config_path(args))
+    shared = None
+    if args.listen_fd is not None:   # a worker of `serve --workers N`
+        shared = SharedListener(args.listen_fd, args.balance_fd, args.worker_index, args.worker_count)
+    return serve(settings, workers=args.workers, reuse_port=args.reuse_port, config=_config_path(args),
+                 shared=shared)
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:
@@ -91,8 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML file (default: $TOKENBROKER_CONFIG)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
-    p.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes accepting from one shared socket, each new connection going to "
+                        "the worker with the fewest open connections")
     p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    for hidden in ("--listen-fd", "--balance-fd", "--worker-index", "--worker-count"):   # parent -> worker
+        p.add_argument(hidden, type=int, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("check-config", help="validate a configuration file")

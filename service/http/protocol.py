@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -118,9 +119,15 @@ class BrokerServer(web.Server):
     """aiohttp's low-level server, building `BrokerRequestHandler`s; knows how to drain."""
 
     draining = False
+    on_connection_lost: Callable[[], None] | None = None   # the balanced acceptor's count (http/balance.py)
 
     def __call__(self) -> RequestHandler:
         return BrokerRequestHandler(self, loop=self._loop, **self._kwargs)
+
+    def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
+        if self.on_connection_lost is not None and handler in self._connections:
+            self.on_connection_lost()
+        super().connection_lost(handler, exc)
 
     async def drain(self, grace: float) -> int:
         """Answer what arrives on open connections, each with `Connection: close`, until every
