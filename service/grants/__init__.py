@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from service.errors import UnsupportedGrantType
 from service.grants.base import REFRESH_TOKEN, TOKEN_EXCHANGE, Grant, TokenRequest, TokenResponse
 from service.grants.client_assertion import ClientAssertions, ClientAuthenticator, load_client_keys
+from service.grants.client_auth import Credentials
 from service.grants.collaborators import EntraTokens, OboExchange, OwnTokens, TeamsExchange
 from service.grants.downstream_targets import DownstreamTargets
 from service.grants.federation import Federation
@@ -45,11 +46,12 @@ class TokenService:
     throttle: Throttle | SharedThrottle | None = None   # brute-force counter (per replica, or Redis)
 
     async def authenticate_client(self, authorization: str | None, form: Mapping[str, Sequence[str]], *,
-                                  now: float) -> ClientSettings:
-        """The authenticated ClientSettings (secret or private_key_jwt), else InvalidClient."""
+                                  now: float, creds: Credentials | None = None) -> ClientSettings:
+        """The authenticated ClientSettings (secret or private_key_jwt), else InvalidClient.
+        `creds`: what `client_auth.extract(authorization, form)` gave already (not redone)."""
         if self.clients is None:
             raise RuntimeError("TokenService was built without a client authenticator")
-        return await self.clients.authenticate(authorization, form, now=now)
+        return await self.clients.authenticate(authorization, form, now=now, creds=creds)
 
     def handler(self, grant_type: str | None) -> Grant:
         handler = self.handlers.get(grant_type or "")

@@ -134,8 +134,10 @@ class ClientAuthenticator:
         self._assertions = assertions
 
     async def authenticate(self, authorization: str | None, form: Mapping[str, Sequence[str]], *,
-                           now: float) -> ClientSettings:
-        creds = client_auth.extract(authorization, form)
+                           now: float, creds: client_auth.Credentials | None = None) -> ClientSettings:
+        """`creds`: `client_auth.extract(authorization, form)` when the caller has it already."""
+        if creds is None:
+            creds = client_auth.extract(authorization, form)
         if creds.method != METHOD:
             return client_auth.authenticate(self._settings, creds)
         client = self._settings.client(creds.client_id)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from service.digest import sha256_hex
 from service.errors import BrokerError, InvalidClient, InvalidGrant, InvalidRequest
-from service.grants.client_auth import extract
+from service.grants.client_auth import Credentials, extract
 from service.settings import ThrottleSettings
 
 MAX_KEYS = 100_000
@@ -49,11 +49,19 @@ def counts_as_failure(exc: BrokerError) -> bool:
 
 def claimed_client_id(authorization: str | None, form: Mapping[str, Sequence[str]]) -> str:
     """Who the request says it is (Basic user, client_id, or the assertion's subject); unchecked."""
+    return claimed_credentials(authorization, form)[0]
+
+
+def claimed_credentials(authorization: str | None,
+                        form: Mapping[str, Sequence[str]]) -> tuple[str, Credentials | None]:
+    """`claimed_client_id` and the credentials it extracted (None when they do not extract:
+    authenticating the client then raises the reason), so they are extracted once per request."""
     try:
-        return extract(authorization, form).client_id
+        creds = extract(authorization, form)
     except BrokerError:
         values = form.get("client_id", ())
-        return values[0] if len(values) == 1 else ""
+        return (values[0] if len(values) == 1 else ""), None
+    return creds.client_id, creds
 
 
 @functools.lru_cache(maxsize=4096)   # parsing an address is ~9 µs; a client keeps its address

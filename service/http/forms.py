@@ -8,6 +8,7 @@ that are not UTF-8 (raw or percent-encoded) are `invalid_request`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from urllib.parse import unquote
@@ -86,9 +87,22 @@ def parse_pairs(text: str) -> list[tuple[str, str]]:
         if "+" in value:
             value = value.replace("+", " ")
         if "%" in value:
-            value = unquote(value, errors="strict")
+            value = _unquote_public(value) if name in PUBLIC_FIELDS and len(value) <= 256 else \
+                unquote(value, errors="strict")
         pairs.append((name, value))
     return pairs
+
+
+#: parameters whose values are public and repeat on every request (token type URNs, grant types,
+#: audiences, scopes): their decoding is memoised. Never a token, secret or assertion.
+PUBLIC_FIELDS = frozenset({"grant_type", "subject_token_type", "actor_token_type", "requested_token_type",
+                           "token_type_hint", "audience", "resource", "scope", "client_assertion_type"})
+
+
+@functools.lru_cache(maxsize=1024)
+def _unquote_public(value: str) -> str:
+    """`unquote(value, errors="strict")` of a PUBLIC_FIELDS value (urllib's is ~3 µs a call)."""
+    return unquote(value, errors="strict")
 
 
 async def _read_body(request: web.Request, max_bytes: int) -> bytearray:
@@ -99,9 +113,7 @@ async def _read_body(request: web.Request, max_bytes: int) -> bytearray:
     raw = bytearray()              # read() answers what has arrived so far: loop to the end
     content = request.content
     if content.is_eof() and content.exception() is None:
-        while len(raw) <= max_bytes and (chunk := content.read_nowait(max_bytes + 1 - len(raw))):
-            raw += chunk
-        return raw
+        return bytearray(content.read_nowait(max_bytes + 1))   # everything buffered, up to the cap
     try:
         async with asyncio.timeout(request.app[SETTINGS].server.body_timeout):
             while len(raw) <= max_bytes and (chunk := await request.content.read(max_bytes + 1 - len(raw))):

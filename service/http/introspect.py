@@ -18,11 +18,11 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 async def authenticated_token(request: web.Request) -> tuple[str, str]:
     """(client_id, token) of an introspection/revocation request."""
     form = await read_form(request)
-    keys = throttling.keys(request, form)
+    keys, creds = throttling.keys_and_credentials(request, form)
     await throttling.enforce(request, keys)          # before any crypto or store work
     try:
         client = await request.app[GRANTS].authenticate_client(request.headers.get("Authorization"), form,
-                                                               now=request.app[CLOCK]())
+                                                               now=request.app[CLOCK](), creds=creds)
     except BrokerError as exc:
         await throttling.note(request, keys, exc)
         raise

@@ -13,7 +13,8 @@ from aiohttp import web
 
 from ..digest import short_hash
 from ..errors import BrokerError, DownstreamError, TooManyAttempts
-from ..grants.throttle import claimed_client_id, counts_as_failure, throttle_keys
+from ..grants.client_auth import Credentials
+from ..grants.throttle import claimed_credentials, counts_as_failure, throttle_keys
 from ..logs import get_logger
 from ..typedefs import CLOCK, GRANTS, METRICS
 
@@ -25,7 +26,14 @@ def _endpoint(request: web.Request) -> str:
 
 
 def keys(request: web.Request, form: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
-    return throttle_keys(claimed_client_id(request.headers.get("Authorization"), form), request.remote)
+    return keys_and_credentials(request, form)[0]
+
+
+def keys_and_credentials(request: web.Request,
+                         form: Mapping[str, Sequence[str]]) -> tuple[tuple[str, ...], Credentials | None]:
+    """`keys`, and the client credentials extracted on the way (for `authenticate_client`)."""
+    claimed, creds = claimed_credentials(request.headers.get("Authorization"), form)
+    return throttle_keys(claimed, request.remote), creds
 
 
 async def enforce(request: web.Request, keys: tuple[str, ...]) -> None:

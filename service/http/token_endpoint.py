@@ -25,10 +25,10 @@ async def token(request: web.Request) -> web.Response:
     keys: tuple[str, ...] = ()
     try:
         form = await read_form(request)
-        keys = throttling.keys(request, form)
+        keys, creds = throttling.keys_and_credentials(request, form)
         await throttling.enforce(request, keys)      # before any crypto or store work
         client = await request.app[GRANTS].authenticate_client(request.headers.get("Authorization"), form,
-                                                               now=request.app[CLOCK]())
+                                                               now=request.app[CLOCK](), creds=creds)
         client_id = client.client_id
         bind_log_fields(client_id=client_id)
         grant_type = single(form, "grant_type")

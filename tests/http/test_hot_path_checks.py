@@ -50,7 +50,8 @@ def test_address_key_is_memoised_and_still_right() -> None:
 
 FORMS = ["a=1&b=2", "a=1&&b=", "a", "=x", "a+b=c+d", "a%20b=%E2%82%AC", "a=1&a=2", "", "&", "&&a=1&",
          "a=b=c", "+=+", "%2B=%2b", "a;b=c", "x=%zz", "x=%", "x=%4", "%7e=%7E", "a=1&" * (MAX_FIELDS - 1),
-         "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token=eyJ.eyJ.sig"]
+         "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token=eyJ.eyJ.sig",
+         "audience=a%2Bb+c&scope=read+write&scope=read%20write", "audience=" + "%41" * 300]
 
 
 @pytest.mark.parametrize("text", FORMS)
@@ -58,7 +59,7 @@ def test_form_pairs_agree_with_parse_qsl(text: str) -> None:
     assert parse_pairs(text) == parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
 
 
-@pytest.mark.parametrize("text", ["x=%FF", "%C3%28=1", "a=%E2%82", "a=1&" * MAX_FIELDS])
+@pytest.mark.parametrize("text", ["x=%FF", "%C3%28=1", "a=%E2%82", "a=1&" * MAX_FIELDS, "scope=%FF", "scope=%FF"])
 def test_form_pairs_refuse_what_parse_qsl_refuses(text: str) -> None:
     with pytest.raises((ValueError, UnicodeDecodeError)):
         parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
