@@ -1,7 +1,7 @@
 """Prometheus metrics, one registry per app so tests and replicas never share counters.
 
 The per-request series (`tokenbroker_requests_total`, `tokenbroker_request_seconds`,
-`tokenbroker_cache_events_total`) are `LoopCounter`/`LoopHistogram`: plain numbers bumped on
+`tokenbroker_cache_events_total`, `tokenbroker_token_exchange_total`) are `LoopCounter`/`LoopHistogram`: plain numbers bumped on
 the event loop thread (no lock, no per-call checks) and turned into Prometheus families only
 when `/metrics` is scraped. prometheus_client's own children take a mutex and run several
 checks per `inc()`; with five or six of them per request that was ~10 µs of a cache hit
@@ -142,8 +142,8 @@ class Metrics:
                                             ["service", "operation"], buckets=_LATENCY_BUCKETS, registry=r)
         self.cache_events_total = LoopCounter("tokenbroker_cache_events", "Cache hits, misses, coalesced",
                                               ["cache", "event"], registry=r)
-        self.token_exchange_total = Counter("tokenbroker_token_exchange_total", "Token endpoint decisions",
-                                            ["grant", "decision", "reason"], registry=r)
+        self.token_exchange_total = LoopCounter("tokenbroker_token_exchange", "Token endpoint decisions",
+                                                ["grant", "decision", "reason"], registry=r)
         # which worker answered a scrape (each `serve --workers N` process has its own registry)
         self.process_info = Gauge("tokenbroker_process_info", "This worker process", ["pid"], registry=r)
         self.process_info.labels(str(os.getpid())).set(1)
