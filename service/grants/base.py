@@ -11,6 +11,7 @@ is treated as omitted (RFC 6749 §3.1). Handlers are plain async objects (no aio
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -97,8 +98,11 @@ class TokenRequest:
 
 
 def _scope_token(s: str) -> bool:
-    """RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E."""
-    return all(c == "\x21" or "\x23" <= c <= "\x5b" or "\x5d" <= c <= "\x7e" for c in s)
+    """RFC 6749 §3.3 scope-token: 1*( %x21 / %x23-5B / %x5D-7E )."""
+    return _SCOPE_TOKEN(s) is not None
+
+
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+").fullmatch
 
 
 @dataclass(frozen=True)

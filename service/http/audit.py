@@ -37,10 +37,17 @@ def record(*, client_id: str, grant: str, trace: AuditTrace | None, decision: st
     t = trace or AuditTrace()
     for event, fields in t.events:       # what account linking did for this request
         audit(event, client_id=client_id or None, **fields)
-    audit(EVENT, client_id=client_id or None, grant=grant, issuer=t.issuer or None,
-          subject=t.subject_hash or None, audience=list(t.audience), requested_token_type=t.requested_token_type
-          or None, issued_token_type=t.issued_token_type or None, decision=decision, reason=reason,
-          rule=t.rule or None, jti=t.jti or None, latency_ms=round(latency_ms, 2), **t.extra)
+    line = {"client_id": client_id or None, "grant": grant, "issuer": t.issuer or None,
+            "subject": t.subject_hash or None, "audience": list(t.audience),
+            "requested_token_type": t.requested_token_type or None,
+            "issued_token_type": t.issued_token_type or None, "decision": decision, "reason": reason,
+            "rule": t.rule or None, "jti": t.jti or None, "latency_ms": round(latency_ms, 2)}
+    if t.extra:
+        clash = line.keys() & t.extra.keys()
+        if clash:   # (what `audit(**fields, **t.extra)` refused: a field is never overwritten)
+            raise TypeError(f"audit fields given twice: {sorted(clash)}")
+        line.update(t.extra)
+    audit_fields(EVENT, line)
     if metrics is not None:
         metrics.child(metrics.token_exchange_total, grant, decision, reason).inc()
 

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from service.grants.base import _scope_token
 from service.grants.throttle import address_key
 from service.http.bearer import is_token68
 from service.http.forms import _CONTROL, MAX_FIELDS, parse_pairs
@@ -65,3 +66,12 @@ def test_form_pairs_refuse_what_parse_qsl_refuses(text: str) -> None:
         parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
     with pytest.raises((ValueError, UnicodeDecodeError)):
         parse_pairs(text)
+
+
+def test_scope_tokens_every_single_character() -> None:
+    """RFC 6749 §3.3 scope-token, against the per-character reference it replaced."""
+    def reference(s: str) -> bool:
+        return bool(s) and all(c == "\x21" or "\x23" <= c <= "\x5b" or "\x5d" <= c <= "\x7e" for c in s)
+    for code in range(0x300):
+        for s in (chr(code), "a" + chr(code), chr(code) + "b"):
+            assert _scope_token(s) is reference(s), repr(s)
