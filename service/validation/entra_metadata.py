@@ -59,6 +59,7 @@ class EntraMetadata:
     def __init__(self, entra: EntraSettings, jwks: JwksCache) -> None:
         self._entra = entra
         self._jwks = jwks
+        self._fields: dict[str, tuple[Any, tuple[str, str]]] = {}   # per version: (document, its fields)
         home = entra.tenant_id.lower()
         self.multi_tenant = any(t.lower() != home for t in entra.allowed_tenants)
         authority = entra.authority.rstrip("/")
@@ -74,7 +75,12 @@ class EntraMetadata:
     async def issuer_and_keys(self, version: str) -> tuple[str, str]:
         """(issuer template, jwks_uri) of the `version` discovery document."""
         doc = await self._jwks.get_document(self.discovery_urls[version])
-        return self.doc_fields(doc)
+        known = self._fields.get(version)
+        if known is not None and known[0] is doc:    # the same document object: the same answer
+            return known[1]
+        fields = self.doc_fields(doc)
+        self._fields[version] = (doc, fields)
+        return fields
 
     def doc_fields(self, doc: Mapping[str, Any]) -> tuple[str, str]:
         issuer, jwks_uri = doc.get("issuer"), doc.get("jwks_uri")

@@ -153,7 +153,9 @@ class JwksCache:
 
     async def get_document(self, url: str) -> dict:
         """A JSON object document (OpenID discovery); cached, single-flight, last-known-good."""
-        entry = self._docs.setdefault(url, _Entry())
+        entry = self._docs.get(url)
+        if entry is None:
+            entry = self._docs[url] = _Entry()
         if entry.value is None:
             await self._refresh(entry, url, self._load_document)
         elif self._stale(entry, self._doc_max_age):
@@ -163,7 +165,9 @@ class JwksCache:
     async def get_key(self, jwks_uri: str, kid: str) -> CachedKey:
         """The key `kid` of `jwks_uri`. TokenInvalid("unknown_kid") when absent after the
         (cooldown-limited) refetch; DownstreamError(503) when no keys were ever fetched."""
-        entry = self._jwks.setdefault(jwks_uri, _Entry())
+        entry = self._jwks.get(jwks_uri)
+        if entry is None:
+            entry = self._jwks[jwks_uri] = _Entry()
         if entry.value is None:
             await self._refresh(entry, jwks_uri, self._load_jwks)
         elif kid in entry.value:

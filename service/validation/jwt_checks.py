@@ -34,7 +34,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, overload
@@ -51,7 +50,8 @@ MAX_TOKEN_BYTES = 16 * 1024
 #: the public keys a signature can be checked with; `bytes` is an HMAC secret
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 VerifyingKey = PublicKey | bytes
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_URLSAFE_TO_STD = bytes.maketrans(b"-_", b"+/")
+_PADDING = {0: b"", 2: b"==", 3: b"="}
 _B64_VALUE = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
 _HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
     "256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
@@ -69,11 +69,15 @@ class Jws:
 
 
 def b64url_decode(segment: str) -> bytes:
-    """Unpadded, canonical base64url only (a non-canonical encoding would be malleable)."""
-    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
+    """Unpadded, canonical base64url only (a non-canonical encoding would be malleable).
+
+    The alphabet is checked by binascii's strict mode after mapping `-_` to `+/` (so `+`, `/`
+    and `=` are refused first): one C pass instead of a regex and a lenient decode."""
+    if len(segment) % 4 == 1 or "+" in segment or "/" in segment or "=" in segment or not segment.isascii():
         raise TokenInvalid("malformed", "bad base64url")
     try:
-        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        raw = binascii.a2b_base64(segment.encode("ascii").translate(_URLSAFE_TO_STD) + _PADDING[len(segment) % 4],
+                                  strict_mode=True)
     except (binascii.Error, ValueError) as e:
         raise TokenInvalid("malformed", "bad base64url") from e
     # canonical = the unused low bits of the last character are zero (what re-encoding checks)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import random
 import re
 import string
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 import pytest
 
+from service.errors import TokenInvalid
 from service.grants.base import _scope_token
 from service.grants.throttle import address_key
 from service.http.bearer import is_token68
 from service.http.forms import _CONTROL, MAX_FIELDS, parse_pairs
+from service.validation.jwt_checks import _B64_VALUE, b64url_decode
 
 #: RFC 6750 §2.1 b64token, the reference the fast check replaced
 TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -75,3 +80,31 @@ def test_scope_tokens_every_single_character() -> None:
     for code in range(0x300):
         for s in (chr(code), "a" + chr(code), chr(code) + "b"):
             assert _scope_token(s) is reference(s), repr(s)
+
+
+def _b64url_reference(segment: str) -> bytes:
+    """The regex + lenient-decode + canonical-bits check that b64url_decode replaced."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", segment) or len(segment) % 4 == 1:
+        raise TokenInvalid("malformed", "bad base64url")
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    rem = len(segment) % 4
+    if rem and _B64_VALUE[segment[-1]] & (0x0F if rem == 2 else 0x03):
+        raise TokenInvalid("malformed", "non-canonical base64url")
+    return raw
+
+
+def _outcome(fn: Callable[[str], bytes], segment: str) -> object:
+    try:
+        return fn(segment)
+    except TokenInvalid as e:
+        return (e.reason, e.detail)
+
+
+def test_b64url_decode_agrees_with_the_reference_on_random_segments() -> None:
+    alphabet = string.ascii_letters + string.digits + "-_"
+    hostile = alphabet + "+/= \n\t.\x00é\u0663"
+    rnd = random.Random(12)
+    for _ in range(50_000):
+        chars = hostile if rnd.random() < 0.3 else alphabet
+        segment = "".join(rnd.choice(chars) for _ in range(rnd.randint(0, 12)))
+        assert _outcome(b64url_decode, segment) == _outcome(_b64url_reference, segment), repr(segment)
