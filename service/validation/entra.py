@@ -220,7 +220,8 @@ class EntraValidator:
             kid = jws.header.get("kid")
             if not kid:
                 raise TokenInvalid("unknown_kid", "no kid")
-            key = await self._jwks.get_key(self.metadata.key_document(jwks_uri, claims.get("aud")), kid)
+            document = self.metadata.key_document(jwks_uri, claims.get("aud"))
+            key = self._jwks.known_key(document, kid) or await self._jwks.get_key(document, kid)
             if key.alg not in (None, alg):
                 raise TokenInvalid("alg", "key is not for RS256")
             if not jwt_checks.verify_signature(alg, key.key, jws.signing_input, jws.signature):
@@ -228,7 +229,8 @@ class EntraValidator:
             key_issuer = key.issuer
         if tid.lower() not in self._allowed_tenants:   # before the key issuer: 403, not 401
             raise TokenPolicyRefused("tenant", "tenant not allowed")
-        if key_issuer is not None and not await self.metadata.key_issuer_agrees(key_issuer, tid, iss):
+        if key_issuer is not None and key_issuer.replace(PLACEHOLDER, tid) != iss \
+                and not await self.metadata.key_issuer_agrees(key_issuer, tid, iss):   # (the v1/v2 case)
             raise TokenInvalid("issuer", "the key's issuer is not the token's tenant")
         exp = check_times(claims, now=now, skew=self.entra.clock_skew)
         if "nonce" in claims:

@@ -74,7 +74,8 @@ class EntraMetadata:
 
     async def issuer_and_keys(self, version: str) -> tuple[str, str]:
         """(issuer template, jwks_uri) of the `version` discovery document."""
-        doc = await self._jwks.get_document(self.discovery_urls[version])
+        doc = self._jwks.known_document(self.discovery_urls[version]) \
+            or await self._jwks.get_document(self.discovery_urls[version])
         known = self._fields.get(version)
         if known is not None and known[0] is doc:    # the same document object: the same answer
             return known[1]

@@ -162,6 +162,27 @@ class JwksCache:
             self._refresh_in_background(entry, url, self._load_document)
         return entry.value
 
+    def known_document(self, url: str) -> dict | None:
+        """`get_document` without a coroutine when the document is held (a stale one is refreshed
+        in the background, as there); None when it must be fetched first."""
+        entry = self._docs.get(url)
+        if entry is None or entry.value is None:
+            return None
+        if self._stale(entry, self._doc_max_age):
+            self._refresh_in_background(entry, url, self._load_document)
+        return entry.value
+
+    def known_key(self, jwks_uri: str, kid: str) -> CachedKey | None:
+        """`get_key` without a coroutine when the key is held (stale keys are refreshed in the
+        background, as there); None when `get_key` must fetch or refuse."""
+        entry = self._jwks.get(jwks_uri)
+        if entry is None or entry.value is None:
+            return None
+        key = entry.value.get(kid)
+        if key is not None and self._stale(entry, self._max_age):
+            self._refresh_in_background(entry, jwks_uri, self._load_jwks)
+        return key
+
     async def get_key(self, jwks_uri: str, kid: str) -> CachedKey:
         """The key `kid` of `jwks_uri`. TokenInvalid("unknown_kid") when absent after the
         (cooldown-limited) refetch; DownstreamError(503) when no keys were ever fetched."""
