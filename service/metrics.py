@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -33,12 +33,14 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 
 
 class _Labelled(Collector):
-    """`labels(*values)` / `labels(**values)` → the child for those values (created once)."""
+    """`labels(*values)` / `labels(**values)` → the child for those values (created once by
+    `new_child`)."""
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str],
-                 registry: CollectorRegistry | None) -> None:
+                 registry: CollectorRegistry | None, new_child: Callable[[], Any]) -> None:
         self._name, self._doc, self._labelnames = name, documentation, tuple(labelnames)
         self._children: dict[tuple[str, ...], Any] = {}
+        self._new_child = new_child
         if registry is not None:
             registry.register(self)
 
@@ -54,9 +56,6 @@ class _Labelled(Collector):
         if child is None:
             child = self._children[key] = self._new_child()
         return child
-
-    def _new_child(self) -> Any:
-        raise NotImplementedError
 
     def describe(self) -> list[Metric]:
         return []
@@ -77,8 +76,9 @@ class _CountChild:
 class LoopCounter(_Labelled):
     """A labelled counter for the event loop thread (see the module docstring)."""
 
-    def _new_child(self) -> _CountChild:
-        return _CountChild()
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], *,
+                 registry: CollectorRegistry | None) -> None:
+        super().__init__(name, documentation, labelnames, registry, _CountChild)
 
     def collect(self) -> list[Metric]:
         family = CounterMetricFamily(self._name, self._doc, labels=self._labelnames)
@@ -103,11 +103,8 @@ class LoopHistogram(_Labelled):
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str], *,
                  buckets: Sequence[float], registry: CollectorRegistry | None) -> None:
-        super().__init__(name, documentation, labelnames, registry)
-        self._bounds = tuple(float(b) for b in buckets)
-
-    def _new_child(self) -> _HistogramChild:
-        return _HistogramChild(self._bounds)
+        bounds = tuple(float(b) for b in buckets)
+        super().__init__(name, documentation, labelnames, registry, lambda: _HistogramChild(bounds))
 
     def collect(self) -> list[Metric]:
         family = HistogramMetricFamily(self._name, self._doc, labels=self._labelnames)
