@@ -6,7 +6,9 @@ import hashlib
 
 
 def sha256_hex(text: str | bytes) -> str:
-    data = text.encode() if isinstance(text, str) else text
+    """Never fails: a header's non-UTF-8 bytes reach us as lone surrogates (aiohttp decodes with
+    surrogateescape), which `surrogatepass` encodes instead of raising."""
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     return hashlib.sha256(data).hexdigest()
 
 

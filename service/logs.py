@@ -79,7 +79,6 @@ def set_trace_source(source: Callable[[], tuple[str, str] | None] | None) -> Non
 
 
 def _add_context(_logger: Any, _name: str, event_dict: EventDict) -> EventDict:
-    # (Logger._emit inlines the same steps)
     fields = _fields.get()
     if fields:
         for key, value in fields.items():
@@ -222,21 +221,8 @@ class Logger:
             return
         if level < fast.level:
             return
-        # _add_context, TimeStamper and the renderer, inline: this runs twice per request
         kw["event"] = event
-        fields = _fields.get()
-        if fields:
-            for key, value in fields.items():
-                if key not in kw:
-                    kw[key] = value
-        rid = _request_id.get()
-        if rid and "request_id" not in kw:
-            kw["request_id"] = rid
-        source = _trace_source
-        if source is not None and "trace_id" not in kw:
-            ids = source()
-            if ids is not None:
-                kw["trace_id"], kw["span_id"] = ids
+        _add_context(None, method, kw)
         kw["level"] = _LEVEL_NAMES[method]
         kw["timestamp"] = _timestamp()
         if method == "exception":

@@ -86,6 +86,8 @@ async def authenticate(request: web.Request) -> EntraPrincipal:
         raise _refused(request, MissingCredentials(reason="missing"), "missing")
     if len(token) > MAX_TOKEN_BYTES:
         raise _refused(request, InvalidToken(reason="too_large"), "too_large", {"size": len(token)})
+    if not token.isascii():   # O(1) for a str; no token68 can hold anything else
+        raise _refused(request, InvalidToken(reason="malformed"), "malformed")
     validator = request.app.get(ENTRA_VALIDATOR)
     if validator is None:  # no [entra] section: nobody can present an acceptable token
         if not is_token68(token):

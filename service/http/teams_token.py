@@ -42,6 +42,8 @@ def teams_header(request: web.Request) -> str:
         raise InvalidRequest(f"The {HEADER} header is required.", reason="missing_teams_token")
     if len(token) > MAX_TOKEN_BYTES:
         raise _refused(request, "too_large", 400)
+    if not token.isascii():   # (non-UTF-8 bytes arrive as lone surrogates; no JWT holds either)
+        raise _refused(request, "malformed", 400, "not ASCII")
     return token
 
 

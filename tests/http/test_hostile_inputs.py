@@ -311,3 +311,25 @@ async def test_a_form_arriving_in_several_packets_is_read_whole(broker):
             f"Content-Length: {len(form)}\r\nConnection: close\r\n\r\n").encode()
     status, _, body = await raw_request(broker, head + form[:20], form[20:])   # "grant_type=refresh_t"
     assert (status, json.loads(body)["error"]) == (400, "invalid_grant"), body   # the whole form was read
+
+
+@pytest.mark.parametrize(("where", "route"), [
+    ("bearer", "/api/me"), ("bearer", "/api/token/teams"), ("bearer", "/api/token"),
+    ("bearer", "/api/token/obo/workspace"), ("teams", "/api/token/teams")])
+async def test_bytes_that_are_not_utf8_in_a_token_header_are_a_json_4xx(broker, entra, route, where):
+    """aiohttp hands such bytes on as lone surrogates, which no token hash can encode: they must
+    be refused as malformed before anything hashes them (never a 500)."""
+    hostile = b"eyJhbGciOi\xff\xfe.eyJ\xc3(.sig"
+    if where == "bearer":
+        auth, teams = b"Bearer " + hostile, b""
+    else:
+        auth = f"Bearer {bearer(entra)}".encode()
+        teams = b"teams-user-aad-token: " + hostile + b"\r\n"
+    method = b"POST" if route.endswith("workspace") else b"GET"
+    status, headers, body = await raw_request(
+        broker, method + b" " + route.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthorization: " + auth + b"\r\n"
+        + teams + b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+    assert 400 <= status < 500, (status, body[:300])
+    assert headers["content-type"].startswith("application/json") and b"error" in body
+    assert b"\xff" not in body and b"eyJhbGciOi" not in body
+    no_server_errors(broker)
