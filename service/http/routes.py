@@ -7,7 +7,7 @@ from types import ModuleType
 
 from aiohttp import web
 
-from . import openapi
+from . import dispatch, openapi
 
 # Order does not matter; each module owns its paths. Add new feature modules here.
 ROUTE_MODULES = [
@@ -32,3 +32,4 @@ def setup_routes(app: web.Application) -> None:
     for module in modules:
         module.setup(app)
     openapi.setup(app, modules)
+    dispatch.install(app)   # exact-path dispatch for these routes (aiohttp's routing for the rest)
