@@ -30,8 +30,12 @@ Table = dict[tuple[str, str], tuple[UrlMappingMatchInfo, Handle]]
 
 def build_table(app: web.Application) -> Table | None:
     """`(method, path)` → (shared frozen match info, handler inside the middlewares); None when
-    the application has anything but plain and dynamic resources (sub-applications)."""
+    the application has anything but plain and dynamic resources (sub-applications) or an
+    old-style middleware."""
+    if any(getattr(m, "__middleware_version__", None) != 1 for m in app.middlewares):
+        return None   # an old-style middleware: aiohttp's own chain only
     table: Table = {}
+    any_method: set[str] = set()      # paths with a "*" route: aiohttp's order decides there
     for resource in app.router.resources():
         if not isinstance(resource, PlainResource):
             if isinstance(resource, web.DynamicResource):
@@ -39,6 +43,8 @@ def build_table(app: web.Application) -> Table | None:
             return None
         path = resource.canonical
         for route in resource:
+            if route.method == "*":
+                any_method.add(path)
             if route.method == "*" or (route.method, path) in table:   # aiohttp too takes the first
                 continue
             match_info = UrlMappingMatchInfo({}, route)
@@ -48,7 +54,7 @@ def build_table(app: web.Application) -> Table | None:
             for middleware in reversed(app.middlewares):
                 handler = functools.partial(middleware, handler=handler)
             table[(route.method, path)] = (match_info, handler)
-    return table
+    return {key: entry for key, entry in table.items() if key[1] not in any_method}
 
 
 def _dispatcher(table: Table, fallback: Handle) -> Handle:

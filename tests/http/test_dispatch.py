@@ -99,3 +99,27 @@ async def test_every_answer_is_aiohttps(servers, head):
     expected = await _exchange(plain.port, head)
     assert got == expected
     assert got[0] < 500
+
+
+def test_applications_the_table_cannot_serve_exactly_keep_aiohttps_routing():
+    from aiohttp import web
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    wildcard = web.Application()
+    wildcard.router.add_get("/plain", ok)
+    wildcard.router.add_resource("/any", name="first").add_route("*", ok)     # aiohttp answers GET here
+    wildcard.router.add_resource("/any", name="second").add_route("GET", ok)
+    assert set(dispatch.build_table(wildcard)) == {("GET", "/plain"), ("HEAD", "/plain")}
+
+    parent = web.Application()
+    parent.add_subapp("/sub", web.Application())
+    assert dispatch.build_table(parent) is None
+
+    async def old_style(app: web.Application, handler):   # (deprecated by aiohttp)
+        return handler
+
+    legacy = web.Application(middlewares=[old_style])
+    legacy.router.add_get("/plain", ok)
+    assert dispatch.build_table(legacy) is None
