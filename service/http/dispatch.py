@@ -12,8 +12,9 @@ and frozen once (no parameters: plain resources only) and the handler already wr
 app's middlewares, outermost first — the same chain aiohttp builds and caches. Anything else
 (a query string, percent-escapes, a trailing slash, an absolute-form target, another method,
 an `Expect` header, a dynamic route, an unknown path) goes to aiohttp's own `_handle`, unchanged:
-404s, 405s, redirects and HEAD handling stay aiohttp's. Applications with sub-applications are
-left alone (their current-app bookkeeping is per request).
+404s, 405s, redirects and HEAD handling stay aiohttp's. Applications with sub-applications
+(their current-app bookkeeping is per request) or an old-style middleware are left alone, and
+so is every path with a `*` route (aiohttp's resource order decides which route answers there).
 """
 
 from __future__ import annotations
