@@ -16,18 +16,9 @@ import socket
 import time
 from collections import Counter
 
+from tests.support.serve_process import GRACEFUL_MEMORY_TOML as CONFIG
 from tests.support.serve_process import WAIT, ServeProcess, connection_refused
 
-CONFIG = """
-[server]
-shutdown_grace = {grace}
-
-[issuer]
-keys_dir = "keys"
-
-[store]
-url = "memory://"
-"""
 PID = re.compile(r'^tokenbroker_process_info\{pid="(\d+)"\} 1', re.MULTILINE)
 
 

@@ -17,18 +17,15 @@ import time
 
 import pytest
 
-from tests.support.serve_process import PARTNER_ISSUER_TOML, PORTAL_CLIENT_TOML, WAIT, ServeProcess
+from tests.support.serve_process import (
+    GRACEFUL_MEMORY_TOML,
+    PARTNER_ISSUER_TOML,
+    PORTAL_CLIENT_TOML,
+    WAIT,
+    ServeProcess,
+)
 
-CONFIG = """
-[server]
-shutdown_grace = {grace}
-
-[issuer]
-keys_dir = "keys"
-
-[store]
-url = "memory://"
-""" + PARTNER_ISSUER_TOML + PORTAL_CLIENT_TOML
+CONFIG = GRACEFUL_MEMORY_TOML + PARTNER_ISSUER_TOML + PORTAL_CLIENT_TOML
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: broker\r\n\r\n"
 
 

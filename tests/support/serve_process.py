@@ -32,6 +32,19 @@ TOKENBROKER = [sys.executable, "-m", "service"]
 WAIT = 30.0      # a generous bound for a busy machine; never asserted as a duration
 
 
+#: A broker with its own signing keys and an in-memory store, for the shutdown and worker tests;
+#: format it with `grace=` (`server.shutdown_grace`, seconds).
+GRACEFUL_MEMORY_TOML = """
+[server]
+shutdown_grace = {grace}
+
+[issuer]
+keys_dir = "keys"
+
+[store]
+url = "memory://"
+"""
+
 # The partner issuer and the `portal` client that the serve tests configure, and the exchange they make.
 PARTNER_ISSUER_TOML = f"""
 [[trusted_issuers]]
